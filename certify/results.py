@@ -1,0 +1,189 @@
+"""Values passed from the checks to the report: verdicts, exit codes, check results, counterexamples.
+
+These are the contract between the criteria (``certify.criteria``, ``certify.falsify``) and the
+report layer (``certify.report``).  They are frozen dataclasses and enums, with no behaviour
+beyond small conveniences, so that every report format renders from the same value.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the ``certify`` command (one meaning each; see DESIGN.md).
+
+    >>> int(ExitCode.CERTIFIED), int(ExitCode.UNSTABLE)
+    (0, 4)
+    """
+
+    CERTIFIED = 0
+    NOT_CERTIFIED = 1
+    USAGE_ERROR = 2
+    INVALID_INPUT = 3
+    UNSTABLE = 4
+    INTERNAL_ERROR = 5
+
+
+class Verdict(str, enum.Enum):
+    """The answer of one run for one model.
+
+    >>> Verdict.CERTIFIED.exit_code
+    <ExitCode.CERTIFIED: 0>
+    """
+
+    CERTIFIED = "certified"
+    NOT_CERTIFIED = "not_certified"
+    INVALID_INPUT = "invalid_input"
+    UNSTABLE = "unstable"
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _VERDICT_EXIT[self]
+
+    @property
+    def severity(self) -> int:
+        """Order used to combine several verdicts into the worst one (higher is worse)."""
+        return _SEVERITY[self]
+
+
+_VERDICT_EXIT = {
+    Verdict.CERTIFIED: ExitCode.CERTIFIED,
+    Verdict.NOT_CERTIFIED: ExitCode.NOT_CERTIFIED,
+    Verdict.INVALID_INPUT: ExitCode.INVALID_INPUT,
+    Verdict.UNSTABLE: ExitCode.UNSTABLE,
+    Verdict.INTERNAL_ERROR: ExitCode.INTERNAL_ERROR,
+}
+_SEVERITY = {
+    Verdict.CERTIFIED: 0,
+    Verdict.NOT_CERTIFIED: 1,
+    Verdict.UNSTABLE: 2,
+    Verdict.INVALID_INPUT: 3,
+    Verdict.INTERNAL_ERROR: 4,
+}
+
+
+def worst_verdict(verdicts: list[Verdict]) -> Verdict:
+    """The most severe of several verdicts (``certified`` when the list is empty is *not* allowed).
+
+    >>> worst_verdict([Verdict.CERTIFIED, Verdict.NOT_CERTIFIED])
+    <Verdict.NOT_CERTIFIED: 'not_certified'>
+    """
+    if not verdicts:
+        raise ValueError("worst_verdict needs at least one verdict")
+    return max(verdicts, key=lambda v: v.severity)
+
+
+class CheckStatus(str, enum.Enum):
+    """Outcome of one check.
+
+    ``proved``: a validated certificate proves the property.
+    ``not_proved``: the criterion could not prove it (inconclusive, with a reason).
+    ``disproved``: a re-checked counterexample shows the property is false.
+    ``not_applicable``: the criterion does not apply to this model (with a reason).
+    ``error``: the check failed to run (solver crash, timeout); never counts as proved.
+    """
+
+    PROVED = "proved"
+    NOT_PROVED = "not_proved"
+    DISPROVED = "disproved"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+class Property(str, enum.Enum):
+    """Properties certify can prove."""
+
+    ISS = "iss"
+    DELTA_ISS = "delta_iss"
+    GAS = "gas"  # global asymptotic stability of the (shifted) equilibrium
+    WELL_POSED = "well_posed"
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A re-checked witness that a property is false.
+
+    Parameters
+    ----------
+    kind : str
+        ``"multiple_equilibria"``, ``"non_contracting_pair"``, ``"divergence"``, ``"limit_cycle"``, ...
+    description : str
+        One sentence for people.
+    data : Mapping[str, Any]
+        JSON-serialisable numbers that let anyone re-simulate the witness (lists, floats).
+    residual : float
+        How well the witness satisfies its defining equations (e.g. fixed-point residual), float64.
+    """
+
+    kind: str
+    description: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    residual: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _frozen(self.data))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Result of one check (one criterion applied to one model or loop, for one property).
+
+    Parameters
+    ----------
+    name : str
+        Short identifier, e.g. ``"gru.delta_iss.layer0"`` or ``"lmi.lure_postnikov"``.
+    property : Property
+        What the check is about.
+    status : CheckStatus
+        See :class:`CheckStatus`.  Only ``proved`` backed by validation counts towards ``certified``.
+    criterion : str
+        The theorem or LMI used, e.g. ``"bonassi_gru_delta_iss"``, ``"circle"``, ``"kim_lure_postnikov"``.
+    message : str
+        One sentence for people: why proved / why not.
+    margin : float or None
+        Signed margin of the criterion, negative-is-good convention for residuals (``nu < 0``) or
+        ``max eig(M)`` for LMIs.  ``None`` when not applicable.
+    quantities : Mapping[str, Any]
+        The numbers that make up the margin (sigma bars, norms, contraction rate, ...).
+    solver, solver_status : str or None
+        Backend name and its raw status string, for LMI checks.
+    validation : Mapping[str, Any]
+        Solver-independent re-check figures (``max_eig_M``, ``min_eig_P``, ``margin_required``, ...).
+    seconds : float
+        Wall time of the check.
+    counterexample : Counterexample or None
+        Set when ``status`` is ``disproved``.
+    """
+
+    name: str
+    property: Property
+    status: CheckStatus
+    criterion: str
+    message: str = ""
+    margin: float | None = None
+    quantities: Mapping[str, Any] = field(default_factory=dict)
+    solver: str | None = None
+    solver_status: str | None = None
+    validation: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    counterexample: Counterexample | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantities", _frozen(self.quantities))
+        object.__setattr__(self, "validation", _frozen(self.validation))
+        if self.status is CheckStatus.DISPROVED and self.counterexample is None:
+            raise ValueError(f"check {self.name!r} is disproved but carries no counterexample")
+
+    @property
+    def proved(self) -> bool:
+        return self.status is CheckStatus.PROVED
