@@ -163,6 +163,9 @@ class CheckResult:
         Wall time of the check.
     counterexample : Counterexample or None
         Set when ``status`` is ``disproved``.
+    scope : str
+        ``"model"`` for a check about the whole model or loop (these decide the verdict), or a part
+        such as ``"layer0"`` for per-part sub-checks that explain a model-level check.
     """
 
     name: str
@@ -177,6 +180,7 @@ class CheckResult:
     validation: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     counterexample: Counterexample | None = None
+    scope: str = "model"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantities", _frozen(self.quantities))
