@@ -1,0 +1,282 @@
+"""The ``certify`` command line (``certify ...`` or ``python -m certify ...``).
+
+Machine output (the chosen ``--format``) goes to stdout or ``-o FILE``; the human summary goes to
+stderr (``--quiet`` silences it).  The exit code is the worst verdict over all models (see
+:class:`certify.results.ExitCode`).  Heavy libraries are imported only by the sub-command that needs
+them, so ``certify --help`` and ``certify --version`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from certify.errors import CertifyError
+from certify.results import ExitCode, Verdict
+
+ISSUES_HINT = (
+    "this is a bug in certify: please report it on the certify repository's issue tracker (<repo>/issues) "
+    "with this message and the output of `certify --version`; rerun with --debug for the traceback."
+)
+
+EXIT_CODES_HELP = """exit codes:
+  0  certified       every requested property is proved by a validated certificate
+  1  not_certified   no criterion proved it and no counterexample was found (inconclusive)
+  2  usage error     bad command line
+  3  invalid_input   the model, plant or loop file cannot be read, is malformed, or is unsupported
+  4  unstable        a counterexample was found and re-checked: the property is false
+  5  internal_error  a bug in certify
+with several models, the exit code is that of the worst verdict (internal_error > invalid_input >
+unstable > not_certified > certified)."""
+
+
+def parse_input_range(text: str) -> tuple[list[float], list[float]]:
+    """Parse ``LOW:HIGH`` (one bound for every input) or ``L1,L2,..:H1,H2,..``.
+
+    >>> parse_input_range("-2:2")
+    ([-2.0], [2.0])
+    >>> parse_input_range("0,-1:1,1")
+    ([0.0, -1.0], [1.0, 1.0])
+    """
+    try:
+        lo_txt, hi_txt = text.split(":")
+        low = [float(v) for v in lo_txt.split(",")]
+        high = [float(v) for v in hi_txt.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid input range {text!r}: expected LOW:HIGH or L1,L2,..:H1,H2,.. (write --input-range=-1:1 "
+            "when LOW is negative)"
+        ) from None
+    if len(low) != len(high) or any(h < l for l, h in zip(low, high)):
+        raise argparse.ArgumentTypeError(f"invalid input range {text!r}: need as many LOWs as HIGHs and LOW <= HIGH")
+    return low, high
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation tools and tests)."""
+    from certify import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="certify", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+        description="Certify the stability of trained recurrent neural networks and of the control loops "
+        "they sit in.",
+    )
+    parser.add_argument("--version", action="version", version=f"certify {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+                       help="prove (or refute) stability of one or more models",
+                       description="Check each MODEL (ONNX or PyTorch state dict); one report per model.\nWith "
+                       "several models, --format json prints a JSON array of reports.")
+    c.add_argument("models", nargs="+", metavar="MODEL", help="model file(s)")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument("--plant", metavar="NAME", help="close the loop around a built-in plant (see `certify plants`)")
+    where.add_argument("--loop", metavar="FILE", help="close the loop as described by a loop file (TOML)")
+    c.add_argument("--method", choices=("auto", "diss", "lmi", "all"), default="auto",
+                   help="diss: closed-form δISS tests; lmi: SNOF + Lur'e LMI (affine cells only); auto: the cheap "
+                   "test first, then the LMI where it applies; all: every applicable criterion (default: auto)")
+    c.add_argument("--solver", metavar="NAME", help="conic solver for the LMI (default: best available)")
+    c.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                   help="machine output format (default: text)")
+    c.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+    c.add_argument("--input-range", type=parse_input_range, metavar="LOW:HIGH",
+                   help="network-input box, LOW:HIGH for all inputs or L1,L2,..:H1,H2,.. per input "
+                   "(overrides model metadata; use --input-range=-1:1 for a negative LOW)")
+    c.add_argument("--timeout", type=_positive, metavar="S", help="time limit for the LMI solver (and cap on the counterexample search), seconds")
+    c.add_argument("--quiet", action="store_true", help="no human summary or progress on stderr")
+    c.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+    i = sub.add_parser("inspect", help="show a model's architecture, sizes, conventions and SHA-256",
+                       description="Describe MODEL without checking it.")
+    i.add_argument("model", metavar="MODEL")
+    i.add_argument("--format", choices=("text", "json"), default="text")
+    i.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+    p = sub.add_parser("plants", help="list the built-in plants for --plant")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _internal_message(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"internal error ({text}); {ISSUES_HINT}"
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not _no_color()
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        from certify.errors import InvalidInputError
+
+        raise InvalidInputError(f"cannot write the output file {output}: {exc.strerror or exc}") from None
+
+
+def _render(reports: list[Any], fmt: str, color: bool) -> str:
+    if fmt == "json":
+        from certify.report import reports_to_json
+
+        return reports_to_json(reports)
+    if fmt == "markdown":
+        return "\n---\n\n".join(r.to_markdown() for r in reports)
+    if fmt == "html":
+        from certify.report.html import render_html
+
+        return render_html(reports)
+    return "\n\n".join(r.to_text(color=color) for r in reports)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from certify.api import check, file_sha256
+    from certify.progress import Progress
+    from certify.report import Report
+    from certify.results import worst_verdict
+
+    reports = []
+    with Progress(total=len(args.models), enabled=None if not args.quiet else False) as bar:
+        for path in args.models:
+            try:
+                report = check(
+                    path, plant=args.plant, loop=args.loop, method=args.method, solver=args.solver,
+                    input_range=args.input_range, timeout=args.timeout, input_range_source="command line",
+                    progress=lambda label, path=path: bar.stage(f"{os.path.basename(path)}: {label}"),
+                )
+            except Exception as exc:  # a bug: report it as such, never a wall of traceback
+                if args.debug:
+                    import traceback
+
+                    traceback.print_exc()
+                report = Report.from_error(
+                    Verdict.INTERNAL_ERROR, _internal_message(exc), model={"path": path, "sha256": file_sha256(path)},
+                    error_type=type(exc).__name__, method=args.method, solver=args.solver,
+                )
+            reports.append(report)
+            bar.advance()
+    to_stdout_text = args.format == "text" and args.output is None
+    _write(_render(reports, args.format, color=to_stdout_text and _is_tty(sys.stdout)), args.output)
+    if not args.quiet and not to_stdout_text:
+        color = _is_tty(sys.stderr)
+        sys.stderr.write("\n\n".join(r.to_text(color=color) for r in reports) + "\n")
+    return int(worst_verdict([r.verdict for r in reports]).exit_code)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from certify.api import file_sha256, load_model
+    from certify.report import jsonable
+
+    net = load_model(args.model)
+    summary = jsonable(net.summary())
+    if not summary.get("sha256"):
+        summary["sha256"] = file_sha256(args.model)
+    if args.format == "json":
+        _write(json.dumps(summary, indent=2, ensure_ascii=False), None)
+        return int(ExitCode.CERTIFIED)
+    lines = [f"model:        {args.model}"]
+    for key in ("architecture", "source_format", "n_inputs", "n_outputs", "n_states", "n_params", "sha256"):
+        lines.append(f"{key + ':':<13} {summary.get(key)}")
+    ir = summary.get("input_range")
+    lines.append(f"{'input_range:':<13} {ir if ir is not None else 'unknown (δISS tests will assume [-1, 1])'}")
+    for key in ("input_names", "output_names", "input_scaling", "output_scaling", "head"):
+        if summary.get(key):
+            lines.append(f"{key + ':':<13} {summary[key]}")
+    lines.append("layers:")
+    for n, layer in enumerate(summary.get("layers") or []):
+        lines.append(f"  {n}: " + ", ".join(f"{k}={v}" for k, v in layer.items()))
+    _write("\n".join(lines), None)
+    return int(ExitCode.CERTIFIED)
+
+
+def cmd_plants(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        from certify.loop.plants import list_plants
+    except ImportError:
+        from certify.errors import NotApplicableError
+
+        raise NotApplicableError("closed-loop support (certify.loop) is not available in this installation.") from None
+    from certify.report import jsonable
+
+    rows = jsonable(list_plants())
+    if args.format == "json":
+        _write(json.dumps(rows, indent=2, ensure_ascii=False), None)
+    else:
+        width = max((len(r["name"]) for r in rows), default=4)
+        lines = []
+        for r in rows:
+            lines.append(f"{r['name']:<{width}}  {r.get('summary', '')}")
+            extra = {k: v for k, v in r.items() if k not in ("name", "summary", "description") and not isinstance(v, (list, dict))}
+            if extra:
+                lines.append(f"{'':<{width}}  " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+        _write("\n".join(lines) if lines else "no built-in plants", None)
+    return int(ExitCode.CERTIFIED)
+
+
+_COMMANDS = {"check": cmd_check, "inspect": cmd_inspect, "plants": cmd_plants}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code (never raises for user errors).
+
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    certify ...
+    0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) and usage errors (2)
+        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE_ERROR)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE_ERROR)
+    try:
+        return _COMMANDS[args.command](args)
+    except CertifyError as exc:
+        sys.stderr.write(f"certify: error: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("certify: interrupted\n")
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"certify: {_internal_message(exc)}\n")
+        return int(ExitCode.INTERNAL_ERROR)

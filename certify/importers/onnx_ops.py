@@ -1,0 +1,428 @@
+"""Per-operator converters for the ONNX interpreter (one small function per operator).
+
+A converter has the signature ``fn(node, ins, attrs, ctx) -> list[value]`` where ``ins`` are the
+abstract values of :mod:`certify.importers.onnx_values` and ``ctx`` is the interpreter state
+(:class:`certify.importers.onnx_graph.Context`).  Nodes whose inputs are all constant are folded
+with numpy (``FOLD``) or, for operators not listed there, with ``onnx.reference``.  ``REGISTRY``
+maps op types to converters for nodes that touch a signal; the recurrent ops register themselves
+from :mod:`certify.importers.onnx_rnn`.
+
+>>> sorted(REGISTRY)[:3]
+['Add', 'Cast', 'Concat']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from certify.errors import UnsupportedModelError, WeightError
+from certify.importers.onnx_values import (
+    Const,
+    ShapeDep,
+    Sym,
+    Zero,
+    add_syms,
+    combine_time,
+    feature_vector,
+)
+
+Converter = Callable[[Any, list[Any], dict[str, Any], Any], list[Any]]
+REGISTRY: dict[str, Converter] = {}
+
+
+def register(*ops: str) -> Callable[[Converter], Converter]:
+    def deco(fn: Converter) -> Converter:
+        for op in ops:
+            REGISTRY[op] = fn
+        return fn
+
+    return deco
+
+
+def _const_arg(v: Any, what: str) -> np.ndarray:
+    if isinstance(v, Const):
+        return v.value
+    raise UnsupportedModelError(f"{what} must be a constant, but it depends on the input.")
+
+
+def _axis(ax: int, rank: int) -> int:
+    return ax + rank if ax < 0 else ax
+
+
+# ------------------------------------------------------------------------------------------------
+# shape-only values and zeros
+
+
+def shape_like(node: Any, ins: list[Any], attrs: dict[str, Any]) -> list[Any]:
+    """Nodes that only see constants, shapes and zeros: Expand/ConstantOfShape of 0 → Zero, else ShapeDep."""
+    op = node.op_type
+    if op == "Expand" and (isinstance(ins[0], Zero) or (isinstance(ins[0], Const) and not np.any(ins[0].value))):
+        return [Zero()]
+    if op == "ConstantOfShape":
+        val = attrs.get("value")
+        if val is None or not np.any(val):
+            return [Zero()]
+    if op in ("Tile", "Reshape", "Unsqueeze", "Squeeze", "Cast", "Identity") and isinstance(ins[0], Zero):
+        return [Zero()]
+    return [ShapeDep() for _ in node.output]
+
+
+# ------------------------------------------------------------------------------------------------
+# structural operators on signals
+
+
+@register("Identity", "Cast", "Dropout")
+def op_identity(node, ins, attrs, ctx):
+    out = [ins[0]]
+    return out + [Const(np.ones(1, dtype=bool))] * (len(node.output) - 1)
+
+
+@register("Shape", "Size")
+def op_shape(node, ins, attrs, ctx):
+    return [ShapeDep()]
+
+
+@register("Transpose")
+def op_transpose(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    perm = attrs.get("perm", list(range(len(s.labels)))[::-1])
+    return [s.with_(labels=tuple(s.labels[p] for p in perm), sizes=tuple(s.sizes[p] for p in perm))]
+
+
+def _axes_arg(ins: list[Any], attrs: dict[str, Any], what: str) -> list[int] | None:
+    if len(ins) > 1 and ins[1] is not None:
+        return [int(a) for a in np.atleast_1d(_const_arg(ins[1], what))]
+    return attrs.get("axes")
+
+
+@register("Squeeze")
+def op_squeeze(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    r = len(s.labels)
+    axes = _axes_arg(ins, attrs, "Squeeze axes")
+    axes = [i for i in range(r) if s.sizes[i] == 1 or s.labels[i] == "1"] if axes is None else [_axis(a, r) for a in axes]
+    if s.faxis in axes:
+        raise UnsupportedModelError(f"Squeeze {node.name!r} removes the feature axis of a signal.")
+    keep = [i for i in range(r) if i not in axes]
+    return [s.with_(labels=tuple(s.labels[i] for i in keep), sizes=tuple(s.sizes[i] for i in keep))]
+
+
+@register("Unsqueeze")
+def op_unsqueeze(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    axes = _axes_arg(ins, attrs, "Unsqueeze axes") or []
+    r = len(s.labels) + len(axes)
+    labels, sizes = list(s.labels), list(s.sizes)
+    for a in sorted(_axis(a, r) for a in axes):
+        labels.insert(a, "1")
+        sizes.insert(a, 1)
+    return [s.with_(labels=tuple(labels), sizes=tuple(sizes))]
+
+
+@register("Reshape", "Flatten")
+def op_reshape(node, ins, attrs, ctx):
+    """Reshapes that only add or drop singleton axes (matched right to left, so the feature axis wins)."""
+    s: Sym = ins[0]
+    if node.op_type == "Flatten":
+        raise UnsupportedModelError(f"Flatten {node.name!r} on a signal is not supported.")
+    shape = [int(d) for d in _const_arg(ins[1], f"Reshape {node.name!r} shape")]
+    shape = [s.sizes[i] if d == 0 and i < len(s.sizes) else d for i, d in enumerate(shape)]
+    essential = [i for i in range(len(s.labels)) if s.labels[i] == "F" or s.sizes[i] != 1]
+    labels: list[str] = []
+    sizes: list[int | None] = []
+    for d in reversed(shape):
+        if essential:
+            i = essential[-1]
+            if d is None or d == -1 or s.sizes[i] is None or d == s.sizes[i]:
+                labels.insert(0, s.labels[i])
+                sizes.insert(0, s.sizes[i])
+                essential.pop()
+                continue
+        if d != 1:
+            raise UnsupportedModelError(
+                f"Reshape {node.name!r} to {shape} merges or splits axes of a signal with axes "
+                f"{s.labels} and sizes {s.sizes}; only adding or removing singleton axes is supported."
+            )
+        labels.insert(0, "1")
+        sizes.insert(0, 1)
+    if essential:
+        raise UnsupportedModelError(f"Reshape {node.name!r} to {shape} merges axes of a signal.")
+    return [s.with_(labels=tuple(labels), sizes=tuple(sizes))]
+
+
+def _time_index(s: Sym, ax: int, start: int, end: int, ctx: Any, what: str) -> Sym | None:
+    """Selecting one step of a sequence along input axis ``ax`` (``None`` when it keeps the whole axis)."""
+    n = s.sizes[ax]
+    if n is not None:
+        lo, hi, _ = slice(start, end).indices(n)
+        if lo == 0 and hi == n:
+            return None
+        if hi - lo != 1:
+            raise UnsupportedModelError(f"{what}: a slice of {hi - lo} steps out of {n} along a sequence axis.")
+        t: int | str = "last" if lo == n - 1 and start < 0 else lo
+    elif start == -1 and end >= 2**31 - 1:
+        t = "last"
+    elif start >= 0 and end == start + 1:
+        t = start
+    else:
+        raise UnsupportedModelError(f"{what}: a slice along a sequence axis of unknown length.")
+    if s.time is not None:
+        raise UnsupportedModelError(f"{what}: selects a time step of a signal that is already one step.")
+    ctx.set_time_label(s.labels[ax], what)
+    terms = {(k + (t,) if k[0] in ("in", "layer") else k): v for k, v in s.terms.items()}
+    labels = list(s.labels)
+    labels[ax] = "1"
+    sizes = list(s.sizes)
+    sizes[ax] = 1
+    return s.with_(labels=tuple(labels), sizes=tuple(sizes), time=t, terms=terms)
+
+
+@register("Slice")
+def op_slice(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    starts = [int(v) for v in _const_arg(ins[1], "Slice starts")]
+    ends = [int(v) for v in _const_arg(ins[2], "Slice ends")]
+    axes = [int(v) for v in _const_arg(ins[3], "Slice axes")] if len(ins) > 3 and ins[3] is not None else list(
+        range(len(starts)))
+    steps = [int(v) for v in _const_arg(ins[4], "Slice steps")] if len(ins) > 4 and ins[4] is not None else [1] * len(
+        starts)
+    r = len(s.labels)
+    for st, en, ax, sp in zip(starts, ends, axes, steps):
+        ax = _axis(ax, r)
+        if s.labels[ax] == "F":
+            s = s.rows(np.arange(s.n_feat)[slice(st, en, sp)])
+        elif sp != 1:
+            raise UnsupportedModelError(f"Slice {node.name!r} with step {sp} along a sequence axis.")
+        elif s.labels[ax] != "1":
+            s = _time_index(s, ax, st, en, ctx, f"Slice {node.name!r}") or s
+    return [s]
+
+
+@register("Gather")
+def op_gather(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    idx = _const_arg(ins[1], f"Gather {node.name!r} indices").astype(np.int64)
+    ax = _axis(int(attrs.get("axis", 0)), len(s.labels))
+    if s.labels[ax] == "F":
+        if idx.ndim != 1:
+            raise UnsupportedModelError(f"Gather {node.name!r}: feature selection needs a 1-D index.")
+        return [s.rows(idx % s.n_feat)]
+    if idx.ndim != 0:
+        raise UnsupportedModelError(f"Gather {node.name!r}: only a single time step can be gathered.")
+    i = int(idx)
+    out = _time_index(s, ax, i, i + 1 if i != -1 else 2**63 - 1, ctx, f"Gather {node.name!r}") or s
+    keep = [k for k in range(len(out.labels)) if k != ax]
+    return [out.with_(labels=tuple(out.labels[k] for k in keep), sizes=tuple(out.sizes[k] for k in keep))]
+
+
+@register("Split")
+def op_split(node, ins, attrs, ctx):
+    s: Sym = ins[0]
+    ax = _axis(int(attrs.get("axis", 0)), len(s.labels))
+    if s.labels[ax] != "F":
+        raise UnsupportedModelError(f"Split {node.name!r} along a non-feature axis of a signal.")
+    if len(ins) > 1 and ins[1] is not None:
+        parts = [int(v) for v in _const_arg(ins[1], "Split sizes")]
+    elif "split" in attrs:
+        parts = list(attrs["split"])
+    else:
+        k = len(node.output)
+        parts = [-(-s.n_feat // k)] * (k - 1)
+        parts.append(s.n_feat - sum(parts))
+    bounds = np.cumsum([0] + parts)
+    return [s.rows(np.arange(bounds[i], bounds[i + 1])) for i in range(len(parts))]
+
+
+@register("Concat")
+def op_concat(node, ins, attrs, ctx):
+    syms = [v for v in ins if isinstance(v, Sym)]
+    ref = syms[0]
+    time = ref.time
+    for v in syms[1:]:
+        time = combine_time(time, v.time, f"Concat {node.name!r}")
+    ax = _axis(int(attrs["axis"]), len(ref.labels))
+    if ref.labels[ax] != "F":
+        from certify.importers.onnx_rnn import recover_chain
+
+        return [recover_chain(node, ins, ax, ctx)]
+    terms: dict[Any, list[np.ndarray]] = {}
+    blocks = []
+    for v in ins:
+        if isinstance(v, Sym):
+            blocks.append(v)
+        else:
+            arr = np.moveaxis(np.asarray(_const_arg(v, "Concat input"), dtype=np.float64), ax, -1)
+            flat = arr.reshape(-1, arr.shape[-1])
+            if not np.all(flat == flat[0]):
+                raise UnsupportedModelError(f"Concat {node.name!r}: a constant block varies along a non-feature axis.")
+            vec = flat[0]
+            blocks.append(Sym(ref.labels, ref.sizes, {}, vec, ref.time))
+    keys = {k for b in blocks for k in b.terms}
+    for k in keys:
+        n = next(b.terms[k].shape[1] for b in blocks if k in b.terms)
+        terms[k] = [b.terms.get(k, np.zeros((b.n_feat, n))) for b in blocks]
+    c = np.concatenate([b.c for b in blocks])
+    sizes = list(ref.sizes)
+    sizes[ax] = c.shape[0]
+    return [Sym(ref.labels, tuple(sizes), {k: np.vstack(v) for k, v in terms.items()}, c, time)]
+
+
+# ------------------------------------------------------------------------------------------------
+# affine operators
+
+
+def _hadamard(node: Any) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{node.op_type} node {node.name!r} multiplies two signals (a Hadamard product, as in GRU/LSTM gates). "
+        "Gated cells have no exact SNOF representation, so a cell graph with such a product cannot be "
+        "compiled; export the fused ONNX GRU/LSTM operator instead (torch.onnx.export of nn.GRU/nn.LSTM) "
+        "and certify will use the closed-form δISS tests for it."
+    )
+
+
+def _lift(s: Any, k: Any) -> Any:
+    """Prepend singleton axes to signal ``s`` when constant ``k`` has a higher rank (numpy broadcasting)."""
+    if isinstance(s, Sym) and isinstance(k, Const) and k.value.ndim > len(s.labels):
+        extra = k.value.ndim - len(s.labels)
+        return s.with_(labels=("1",) * extra + s.labels, sizes=(1,) * extra + s.sizes)
+    return s
+
+
+@register("Add", "Sub")
+def op_add(node, ins, attrs, ctx):
+    a, b = _lift(ins[0], ins[1]), _lift(ins[1], ins[0])
+    sign = -1.0 if node.op_type == "Sub" else 1.0
+    what = f"{node.op_type} {node.name!r}"
+    if isinstance(a, Sym) and isinstance(b, Sym):
+        return [add_syms(a, b, sign, what)]
+    if isinstance(b, Zero):
+        return [a]
+    if isinstance(a, Zero):
+        return [b.linear(sign * np.eye(b.n_feat))]
+    if isinstance(a, Sym):
+        return [a.with_(c=a.c + sign * feature_vector(a, _const_arg(b, what), what))]
+    return [b.linear(sign * np.eye(b.n_feat), feature_vector(b, _const_arg(a, what), what))]
+
+
+@register("Mul", "Div")
+def op_mul(node, ins, attrs, ctx):
+    a, b = _lift(ins[0], ins[1]), _lift(ins[1], ins[0])
+    what = f"{node.op_type} {node.name!r}"
+    if isinstance(a, Sym) and isinstance(b, Sym):
+        raise _hadamard(node)
+    if node.op_type == "Div":
+        if not isinstance(a, Sym):
+            raise UnsupportedModelError(f"{what} divides by a signal; only division by constants is affine.")
+        return [a.linear(np.diag(1.0 / feature_vector(a, _const_arg(b, what), what)))]
+    s, k = (a, b) if isinstance(a, Sym) else (b, a)
+    return [s.linear(np.diag(feature_vector(s, _const_arg(k, what), what)))]
+
+
+@register("Neg")
+def op_neg(node, ins, attrs, ctx):
+    return [ins[0].linear(-np.eye(ins[0].n_feat))]
+
+
+def _weight_matrix(W: np.ndarray, what: str) -> np.ndarray:
+    W = np.asarray(W, dtype=np.float64)
+    while W.ndim > 2 and W.shape[0] == 1:
+        W = W[0]
+    if W.ndim != 2:
+        raise UnsupportedModelError(f"{what}: weight of shape {W.shape} is not a matrix.")
+    return W
+
+
+@register("MatMul")
+def op_matmul(node, ins, attrs, ctx):
+    a, b = ins
+    what = f"MatMul {node.name!r}"
+    if isinstance(a, Sym) and isinstance(b, Sym):
+        raise _hadamard(node)
+    if not isinstance(a, Sym):
+        raise UnsupportedModelError(f"{what} multiplies a constant by a signal from the left; use x @ W.")
+    if a.faxis != len(a.labels) - 1:
+        raise UnsupportedModelError(f"{what}: the signal's feature axis is not the last axis.")
+    W = _weight_matrix(_const_arg(b, what), what)
+    if W.shape[0] != a.n_feat:
+        raise WeightError(f"{what}: signal with {a.n_feat} features times a weight of shape {W.shape}.")
+    return [a.linear(W.T)]
+
+
+@register("Gemm")
+def op_gemm(node, ins, attrs, ctx):
+    a, b = ins[0], ins[1]
+    what = f"Gemm {node.name!r}"
+    if not isinstance(a, Sym) or attrs.get("transA", 0):
+        raise UnsupportedModelError(f"{what}: only signal @ constant (transA=0) is supported.")
+    W = _weight_matrix(_const_arg(b, what), what)
+    W = W.T if attrs.get("transB", 0) else W
+    if W.shape[0] != a.n_feat:
+        raise WeightError(f"{what}: signal with {a.n_feat} features times a weight of shape {W.shape}.")
+    out = a.linear(float(attrs.get("alpha", 1.0)) * W.T)
+    if len(ins) > 2 and ins[2] is not None:
+        out = out.with_(c=out.c + float(attrs.get("beta", 1.0)) * feature_vector(out, _const_arg(ins[2], what), what))
+    return [out]
+
+
+@register("Tanh", "Sigmoid", "Relu")
+def op_activation(node, ins, attrs, ctx):
+    return [ctx.activation(node, ins[0], node.op_type.lower())]
+
+
+# ------------------------------------------------------------------------------------------------
+# constant folding
+
+
+def _np_slice(x, starts, ends, axes=None, steps=None):
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    idx = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        idx[int(a)] = slice(int(s), int(e), int(st))
+    return x[tuple(idx)]
+
+
+def _np_reshape(x, shape, allowzero=0):
+    shape = [x.shape[i] if (d == 0 and not allowzero) else int(d) for i, d in enumerate(shape)]
+    return x.reshape(shape)
+
+
+FOLD: dict[str, Callable[..., np.ndarray]] = {
+    "Identity": lambda a, **k: a,
+    "Add": lambda a, b, **k: a + b,
+    "Sub": lambda a, b, **k: a - b,
+    "Mul": lambda a, b, **k: a * b,
+    "Neg": lambda a, **k: -a,
+    "MatMul": lambda a, b, **k: a @ b,
+    "Tanh": lambda a, **k: np.tanh(a),
+    "Sigmoid": lambda a, **k: 1.0 / (1.0 + np.exp(-a)),
+    "Transpose": lambda a, perm=None, **k: np.transpose(a, perm),
+    "Reshape": lambda a, s, allowzero=0, **k: _np_reshape(a, s, allowzero),
+    "Squeeze": lambda a, axes=None, **k: np.squeeze(a, axis=None if axes is None else tuple(int(v) for v in axes)),
+    "Unsqueeze": lambda a, axes, **k: np.expand_dims(a, tuple(sorted(int(v) % (a.ndim + len(axes)) for v in axes))),
+    "Concat": lambda *a, axis, **k: np.concatenate(a, axis=axis),
+    "Slice": lambda a, *r, **k: _np_slice(a, *r),
+    "Gather": lambda a, i, axis=0, **k: np.take(a, i, axis=axis),
+}
+
+
+def fold(node: Any, values: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
+    """Evaluate a node whose inputs are all constant."""
+    op = node.op_type
+    if op in FOLD and len(node.output) == 1 and all(v is not None for v in values):
+        if op in ("Squeeze", "Unsqueeze") and len(values) > 1:
+            attrs = {**attrs, "axes": values[1]}
+            values = values[:1]
+        return [np.asarray(FOLD[op](*values, **attrs))]
+    import onnx.helper as oh
+    from onnx.reference import ReferenceEvaluator
+
+    names = [f"i{k}" if v is not None else "" for k, v in enumerate(values)]
+    outs = [f"o{k}" for k in range(len(node.output))]
+    single = oh.make_node(op, names, outs, domain=node.domain or None)
+    single.attribute.extend(node.attribute)
+    feeds = {n: v for n, v in zip(names, values) if n}
+    return list(ReferenceEvaluator(single).run(None, feeds))

@@ -1,0 +1,182 @@
+"""PyTorch state dicts (``torch.save(model.state_dict())``) → canonical network.
+
+Loaded with ``torch.load(path, weights_only=True, map_location="cpu")`` only: certify never
+unpickles code.  The architecture is inferred from key names of ``nn.GRU``/``nn.LSTM``/``nn.RNN``
+(``<prefix>weight_ih_l{k}`` …; any prefix such as ``rnn.``/``gru.``/``lstm.``; the gate count
+``rows(weight_hh) / hidden`` tells GRU (3) / LSTM (4) / RNN (1)) plus an optional ``nn.Linear``
+head (``fc.``/``head.``/``linear.``/``out.``/``readout.`` or any single ``weight``/``bias`` pair).
+PyTorch gate orders: GRU ``[r|z|n]``, LSTM ``[i|f|g|o]``.  The sidecar ``<file>.certify.json``
+(:mod:`certify.importers.sidecar`) supplies what weights cannot tell: the GRU reset convention,
+the RNN nonlinearity (default tanh), the LP-GRNN / SS-NN architectures, names, ranges and scalings.
+A checkpoint dict with a ``"state_dict"`` entry is accepted too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from certify.errors import ModelFileError, UnsupportedModelError, WeightError
+from certify.importers.onnx_load import input_range_from, scaling_from
+from certify.importers.sidecar import read_sidecar, sidecar_path
+from certify.importers.torch_layout import layer_from_torch_weights
+from certify.networks import LinearHead, LPGRNNLayer, Network, StateSpaceLayer
+
+HEAD_PREFIXES = ("fc.", "head.", "linear.", "out.", "readout.", "output.", "")
+_RNN_KEY = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<k>\d+)"
+                      r"(?P<rev>_reverse)?$")
+
+
+def read_tensors(path: str) -> dict[str, np.ndarray]:
+    """``torch.load(weights_only=True)`` → float64 arrays, with clear errors."""
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if "weights_only" in msg or "Weights only load failed" in msg or "Unsupported global" in msg:
+            raise ModelFileError(
+                f"{path} contains pickled Python objects that a weights-only load refuses (it could run code). "
+                "certify never unpickles code: save the model with torch.save(model.state_dict(), path)."
+            ) from None
+        raise ModelFileError(f"{path} is not a readable PyTorch file ({msg.splitlines()[0] if msg else exc}).") from None
+    except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors all mean a broken file
+        raise ModelFileError(
+            f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            "The file may be truncated or corrupted."
+        ) from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelFileError(
+            f"{path} does not hold a state dict (a mapping of names to tensors); save model.state_dict()."
+        )
+    return {str(k): v.detach().cpu().double().numpy() for k, v in obj.items()}
+
+
+def _take(t: dict[str, np.ndarray], key: str, shape: tuple[int, ...], path: str) -> np.ndarray:
+    if key not in t:
+        raise WeightError(f"{path}: the state dict has no {key!r}.")
+    v = t.pop(key)
+    if v.shape != shape:
+        raise WeightError(f"{path}: {key} has shape {tuple(v.shape)}, expected {shape}.")
+    return v
+
+
+def _torch_rnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> list[Any]:
+    hits = [(m, k) for k in t if (m := _RNN_KEY.match(k))]
+    if any(m["rev"] for m, _ in hits):
+        raise UnsupportedModelError(
+            f"{path}: the network is bidirectional ('_reverse' keys); a bidirectional RNN reads future inputs and "
+            "is not a causal state-space model. Train a unidirectional network."
+        )
+    if any(m["name"] == "weight_hr" for m, _ in hits):
+        raise UnsupportedModelError(f"{path}: the LSTM uses proj_size (weight_hr keys); projected LSTMs are not supported.")
+    prefixes = {m["prefix"] for m, _ in hits}
+    if len(prefixes) != 1:
+        raise UnsupportedModelError(f"{path}: recurrent weights under several prefixes {sorted(prefixes)}; expected one stack.")
+    p = prefixes.pop()
+    L = 1 + max(int(m["k"]) for m, _ in hits)
+    layers = []
+    arch = side.get("architecture")
+    for k in range(L):
+        U = t.get(f"{p}weight_hh_l{k}")
+        W = t.get(f"{p}weight_ih_l{k}")
+        if U is None or W is None or U.ndim != 2 or W.ndim != 2:
+            raise WeightError(f"{path}: layer {k} needs 2-D {p}weight_ih_l{k} and {p}weight_hh_l{k}.")
+        H = U.shape[1]
+        G = U.shape[0] // H if H else 0
+        if G not in (1, 3, 4) or G * H != U.shape[0]:
+            raise WeightError(f"{path}: {p}weight_hh_l{k} has shape {U.shape}; expected (G*H, H) with G in 1, 3, 4.")
+        kind = {1: "rnn", 3: "gru", 4: "lstm"}[G]
+        if arch is not None and arch != kind:
+            raise WeightError(f"{path}: the sidecar says {arch!r} but the weight shapes are those of a {kind!r}.")
+        m_in = layers[-1].n_out if layers else W.shape[1]
+        W = _take(t, f"{p}weight_ih_l{k}", (G * H, m_in), path)
+        U = _take(t, f"{p}weight_hh_l{k}", (G * H, H), path)
+        has_b = f"{p}bias_ih_l{k}" in t or f"{p}bias_hh_l{k}" in t
+        bi = _take(t, f"{p}bias_ih_l{k}", (G * H,), path) if has_b else np.zeros(G * H)
+        bh = _take(t, f"{p}bias_hh_l{k}", (G * H,), path) if has_b else np.zeros(G * H)
+        layers.append(layer_from_torch_weights(kind, W, U, bi, bh, reset_after=bool(side.get("reset_after", True)),
+                                                nonlinearity=side.get("nonlinearity", "tanh")))
+    return layers
+
+
+def _head(t: dict[str, np.ndarray], n_top: int, path: str) -> LinearHead | None:
+    """The ``nn.Linear`` read-out: a known prefix first, else the only remaining 2-D ``*.weight``."""
+    pre = next((p for p in HEAD_PREFIXES if f"{p}weight" in t), None)
+    if pre is None:
+        cands = [k[: -len("weight")] for k in t if k.endswith(".weight") and t[k].ndim == 2]
+        if len(cands) != 1:
+            return None
+        pre = cands[0]
+    W = t.pop(f"{pre}weight")
+    if W.ndim != 2 or W.shape[1] != n_top:
+        raise WeightError(f"{path}: head {pre}weight has shape {tuple(W.shape)}, expected (n_out, {n_top}).")
+    b = t.pop(f"{pre}bias", np.zeros(W.shape[0]))
+    if b.shape != (W.shape[0],):
+        raise WeightError(f"{path}: head {pre}bias has shape {tuple(b.shape)}, expected ({W.shape[0]},).")
+    return LinearHead(W=W, b=b)
+
+
+def _lpgrnn(t: dict[str, np.ndarray], path: str) -> list[Any]:
+    layers, k = [], 0
+    while f"layers.{k}.W_h" in t:
+        g = {n: t.pop(f"layers.{k}.{n}") for n in ("W_r", "U_r", "b_r", "W_h", "U_h", "V_h", "b_h", "theta_z")
+             if f"layers.{k}.{n}" in t}
+        if len(g) != 8:
+            raise WeightError(f"{path}: LP-GRNN layer {k} is missing weights (has {sorted(g)}).")
+        theta = g.pop("theta_z")
+        layers.append(LPGRNNLayer(**g, z=1.0 / (1.0 + np.exp(-theta))))
+        k += 1
+    if not layers:
+        raise WeightError(f"{path}: the sidecar says 'lpgrnn' but there are no 'layers.0.*' weights.")
+    return layers
+
+
+def _ssnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> list[Any]:
+    names = ("A", "B", "C", "D", "W_fx", "W_fu", "b_f", "W_x", "b_x", "W_gx", "W_gu", "b_g", "W_y", "b_y")
+    missing = [n for n in names if n not in t]
+    if missing:
+        raise WeightError(f"{path}: the sidecar says 'ssnn' but weights {missing} are missing.")
+    return [StateSpaceLayer(**{n: t.pop(n) for n in names}, activation=side.get("activation", "tanh"))]
+
+
+def load_state_dict(path: str) -> tuple[Network, dict[str, Any]]:
+    """Build the network from a state dict file; returns it with the :class:`ModelInfo` fields."""
+    side = read_sidecar(path)
+    t = read_tensors(path)
+    for k, v in t.items():
+        if not np.all(np.isfinite(v)):
+            raise WeightError(f"{path}: {k} contains NaN or Inf values; a non-finite network cannot be analysed.")
+    arch = side.get("architecture")
+    if arch == "lpgrnn":
+        layers = _lpgrnn(t, path)
+    elif arch == "ssnn":
+        layers = _ssnn(t, side, path)
+    elif any(_RNN_KEY.match(k) for k in t):
+        layers = _torch_rnn(t, side, path)
+    else:
+        raise UnsupportedModelError(
+            f"{path}: no nn.GRU/nn.LSTM/nn.RNN weights (…weight_ih_l0) were found and no sidecar "
+            f"{sidecar_path(path)!r} names the architecture. Keys: {sorted(t)[:12]}."
+        )
+    head = None if arch == "ssnn" else _head(t, layers[-1].n_out, path)
+    if t:
+        raise UnsupportedModelError(f"{path}: state dict entries certify does not understand: {sorted(t)}.")
+    net = Network(layers=tuple(layers), head=head)
+    fields = {
+        "input_names": tuple(side.get("input_names", ())),
+        "output_names": tuple(side.get("output_names", ())),
+        "input_range": input_range_from(side.get("input_range"), f"{sidecar_path(path)}"),
+        "input_scaling": scaling_from(side.get("input_scaling"), f"{sidecar_path(path)}"),
+        "output_scaling": scaling_from(side.get("output_scaling"), f"{sidecar_path(path)}"),
+        "extra": {"sidecar": bool(side), "architecture_source": "sidecar" if arch else "key names"},
+    }
+    return net, fields

@@ -1,0 +1,288 @@
+"""The :class:`Report` value: everything one run found out about one model (or one closed loop).
+
+Every output format (text, JSON, Markdown, HTML) renders from this one immutable value; the verdict
+is *derived* from the checks by :func:`certify.report.verdict.decide`, so a report can never claim
+``certified`` while its checks say otherwise.  Only invalid input and internal errors set the
+verdict directly (through :attr:`Report.error`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from certify.report.verdict import Decision, decide
+from certify.results import CheckResult, Counterexample, ExitCode, Property, Verdict
+
+SCHEMA_VERSION = "1.0"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _tool_version() -> str:
+    from certify import __version__
+
+    return __version__
+
+
+def jsonable(value: Any) -> Any:
+    """Convert ``value`` to plain JSON types, with sorted mapping keys (deterministic output).
+
+    numpy arrays and scalars become lists and floats, enums their values, objects with ``to_dict``
+    their dict; non-finite floats become ``None`` (JSON has no inf/NaN).
+
+    >>> jsonable({"b": (1, float("inf")), "a": Property.GAS})
+    {'a': 'gas', 'b': [1, None]}
+    """
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(value[k]) for k in sorted(value, key=str)}
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy
+        return jsonable(value.tolist())
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [jsonable(v) for v in items]
+    return str(value)
+
+
+def counterexample_dict(cex: Counterexample | None) -> dict[str, Any] | None:
+    """JSON form of a counterexample (``None`` stays ``None``)."""
+    if cex is None:
+        return None
+    return {
+        "kind": cex.kind,
+        "description": cex.description,
+        "residual": jsonable(cex.residual),
+        "data": jsonable(cex.data),
+    }
+
+
+def check_dict(c: CheckResult) -> dict[str, Any]:
+    """JSON form of one :class:`~certify.results.CheckResult` (fixed key order)."""
+    return {
+        "name": c.name,
+        "scope": c.scope,
+        "property": c.property.value,
+        "status": c.status.value,
+        "criterion": c.criterion,
+        "message": c.message,
+        "margin": jsonable(c.margin),
+        "quantities": jsonable(c.quantities),
+        "solver": c.solver,
+        "solver_status": c.solver_status,
+        "validation": jsonable(c.validation),
+        "seconds": jsonable(float(c.seconds)),
+        "counterexample": counterexample_dict(c.counterexample),
+    }
+
+
+@dataclass(frozen=True)
+class ReportError:
+    """Why a run produced no verdict from checks: ``kind`` is ``invalid_input`` or ``internal_error``."""
+
+    verdict: Verdict
+    message: str
+    error_type: str = ""
+
+
+def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(m or {}))
+
+
+@dataclass(frozen=True)
+class Report:
+    """One run's findings for one model or closed loop.
+
+    Parameters
+    ----------
+    model : Mapping
+        Model summary: :meth:`Network.summary` (path, SHA-256, architecture, layers, input range...).
+    checks : tuple of CheckResult
+        Every check that ran, model-scope and per-part.
+    requested : tuple of Property
+        Properties the run had to prove (from the method; see :mod:`certify.report.verdict`).
+    subject : str
+        ``"model"`` (a network on its own) or ``"loop"`` (a closed loop).
+    loop : Mapping or None
+        Plant / loop description for closed loops.
+    method, solver : str, str or None
+        What was asked for on the command line / in :func:`certify.check`.
+    assumptions : Mapping
+        Input ranges and where they came from, norms, tolerances and margins used.
+    timings : Mapping
+        Seconds per stage (``load``, ``checks``, ``falsify``, ``total``).
+    simulation : Mapping or None
+        Time series for plots: ``{"t": [...], "<signal>": [...] or [[...], ...]}``.
+    counterexample : Counterexample or None
+        A counterexample found outside a check (e.g. by a loop analysis); otherwise the verdict's.
+    error : ReportError or None
+        Set for ``invalid_input`` / ``internal_error``; then the verdict is the error's.
+    notes : tuple of str
+        Extra remarks shown with the reasons.
+    created : str
+        ISO-8601 UTC timestamp (inject one for reproducible output).
+    tool_version : str
+        certify version that produced the report.
+
+    Examples
+    --------
+    >>> from certify.results import CheckStatus
+    >>> c = CheckResult("gru.delta_iss", Property.DELTA_ISS, CheckStatus.PROVED, "bonassi_gru_delta_iss",
+    ...                 margin=-0.2)
+    >>> r = Report(model={"path": "m.onnx"}, checks=(c,), requested=(Property.DELTA_ISS,), created="2026-01-01")
+    >>> r.verdict.value, int(r.exit_code)
+    ('certified', 0)
+    >>> r.to_dict()["checks"][0]["margin"]
+    -0.2
+    """
+
+    model: Mapping[str, Any]
+    checks: tuple[CheckResult, ...] = ()
+    requested: tuple[Property, ...] = ()
+    subject: str = "model"
+    loop: Mapping[str, Any] | None = None
+    method: str = "auto"
+    solver: str | None = None
+    assumptions: Mapping[str, Any] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+    simulation: Mapping[str, Any] | None = None
+    counterexample: Counterexample | None = None
+    error: ReportError | None = None
+    notes: tuple[str, ...] = ()
+    created: str = field(default_factory=_now)
+    tool_version: str = field(default_factory=_tool_version)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", _freeze(self.model))
+        object.__setattr__(self, "checks", tuple(self.checks))
+        object.__setattr__(self, "requested", tuple(Property(p) for p in self.requested))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "assumptions", _freeze(self.assumptions))
+        object.__setattr__(self, "timings", _freeze(self.timings))
+        if self.loop is not None:
+            object.__setattr__(self, "loop", _freeze(self.loop))
+        if self.simulation is not None:
+            object.__setattr__(self, "simulation", _freeze(self.simulation))
+        if self.subject not in ("model", "loop"):
+            raise ValueError(f"Report.subject must be 'model' or 'loop', not {self.subject!r}")
+        if self.error is not None and self.error.verdict not in (Verdict.INVALID_INPUT, Verdict.INTERNAL_ERROR):
+            raise ValueError("Report.error must carry verdict invalid_input or internal_error")
+
+    # --- constructors for runs that could not check anything ---------------------------------------
+    @classmethod
+    def from_error(
+        cls, verdict: Verdict, message: str, *, model: Mapping[str, Any] | None = None, error_type: str = "", **kw: Any
+    ) -> Report:
+        """A report for invalid input or an internal error (so machine output is still produced).
+
+        >>> r = Report.from_error(Verdict.INVALID_INPUT, "no such file: m.onnx", model={"path": "m.onnx"})
+        >>> r.verdict.value, int(r.exit_code), r.reasons
+        ('invalid_input', 3, ('no such file: m.onnx',))
+        """
+        return cls(model=model or {}, error=ReportError(verdict, message, error_type), **kw)
+
+    # --- derived -----------------------------------------------------------------------------------
+    @property
+    def decision(self) -> Decision:
+        """The verdict, its reasons and its counterexample (see :func:`certify.report.verdict.decide`)."""
+        if self.error is not None:
+            return Decision(self.error.verdict, (self.error.message,), None)
+        d = decide(self.checks, self.requested, self.subject)
+        if d.counterexample is None and self.counterexample is not None:
+            d = Decision(d.verdict, d.reasons, self.counterexample)
+        return Decision(d.verdict, d.reasons + self.notes, d.counterexample)
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.decision.verdict
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return self.verdict.exit_code
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.decision.reasons
+
+    @property
+    def model_name(self) -> str:
+        """Short label of the model (its path, or its architecture when built in Python)."""
+        return str(self.model.get("path") or self.model.get("architecture") or "model")
+
+    # --- renderers ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form that matches ``certify/report/report.schema.json`` (fixed key order)."""
+        d = self.decision
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "certify", "version": self.tool_version},
+            "created": self.created,
+            "verdict": d.verdict.value,
+            "exit_code": int(d.verdict.exit_code),
+            "reasons": list(d.reasons),
+            "subject": self.subject,
+            "requested_properties": [p.value for p in self.requested],
+            "method": self.method,
+            "solver": self.solver,
+            "model": jsonable(self.model),
+            "loop": jsonable(self.loop),
+            "checks": [check_dict(c) for c in self.checks],
+            "counterexample": counterexample_dict(d.counterexample),
+            "assumptions": jsonable(self.assumptions),
+            "timings": jsonable(self.timings),
+            "simulation": jsonable(self.simulation),
+            "error": None
+            if self.error is None
+            else {"kind": self.error.verdict.value, "type": self.error.error_type, "message": self.error.message},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict` (deterministic, UTF-8 safe)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    def to_text(self, color: bool = False) -> str:
+        """Human summary (what the command line prints to stderr)."""
+        from certify.report.text import render_text
+
+        return render_text(self, color=color)
+
+    def to_markdown(self) -> str:
+        """Markdown for pull-request comments: verdict first, then a table of checks."""
+        from certify.report.markdown import render_markdown
+
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        """One self-contained HTML page (inline CSS and SVG plots, no external URLs)."""
+        from certify.report.html import render_html
+
+        return render_html([self])
+
+
+def reports_to_json(reports: Sequence[Report], indent: int | None = 2) -> str:
+    """One report → one JSON object; several → a JSON array of report objects (CLI convention).
+
+    >>> r = Report.from_error(Verdict.INVALID_INPUT, "bad", created="2026-01-01", tool_version="0")
+    >>> reports_to_json([r, r], indent=None).startswith("[{")
+    True
+    """
+    if len(reports) == 1:
+        return reports[0].to_json(indent)
+    return json.dumps([r.to_dict() for r in reports], indent=indent, ensure_ascii=False, allow_nan=False)

@@ -1,0 +1,127 @@
+"""Inline-SVG plots for the HTML report (matplotlib imported lazily, Agg backend, no external URLs).
+
+Every function returns an ``<svg>`` string ready to paste into HTML, or ``None`` when there is
+nothing to plot.  :func:`matplotlib_available` lets the HTML renderer say why plots are missing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from certify.results import CheckResult, CheckStatus
+
+_STATUS_COLOR = {
+    CheckStatus.PROVED: "#2e7d32",
+    CheckStatus.NOT_PROVED: "#f9a825",
+    CheckStatus.DISPROVED: "#c62828",
+    CheckStatus.NOT_APPLICABLE: "#9e9e9e",
+    CheckStatus.ERROR: "#6a1b9a",
+}
+
+
+def matplotlib_available() -> bool:
+    """Whether matplotlib can be imported (plots are skipped with a note otherwise)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _svg(fig: Any) -> str:
+    """Serialise a figure to a bare inline ``<svg>``: no XML prolog, DOCTYPE, metadata or namespace URLs."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    return text
+
+
+def _figure(width: float, height: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "certify"  # deterministic element ids
+    return plt.subplots(figsize=(width, height))
+
+
+def margin_chart(checks: Sequence[CheckResult]) -> str | None:
+    """Horizontal bar chart of every check's margin (negative is good), coloured by status.
+
+    >>> from certify.results import Property
+    >>> c = CheckResult("l0", Property.DELTA_ISS, CheckStatus.PROVED, "x", margin=-0.3, scope="layer0")
+    >>> margin_chart([c]).startswith("<svg")
+    True
+    """
+    rows = [c for c in checks if isinstance(c.margin, (int, float)) and abs(float(c.margin)) != float("inf")]
+    if not rows:
+        return None
+    fig, ax = _figure(7.0, 0.45 * len(rows) + 1.2)
+    labels = [c.name if c.scope == "model" else f"{c.name} [{c.scope}]" for c in rows]
+    ax.barh(range(len(rows)), [float(c.margin) for c in rows], color=[_STATUS_COLOR[c.status] for c in rows])
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("margin / residual (negative = criterion satisfied)")
+    ax.set_title("Margins per check")
+    return _svg(fig)
+
+
+def _series(sim: Mapping[str, Any]) -> tuple[list[float] | None, dict[str, list[list[float]]]]:
+    """Split a simulation mapping into the time axis and numeric series (each as a list of lines)."""
+    t = None
+    for key in ("t", "time", "k"):
+        if isinstance(sim.get(key), (list, tuple)) or hasattr(sim.get(key), "tolist"):
+            t = [float(v) for v in list(sim[key])]
+            break
+    out: dict[str, list[list[float]]] = {}
+    for name, value in sim.items():
+        if name in ("t", "time", "k"):
+            continue
+        value = value.tolist() if hasattr(value, "tolist") else value
+        if not isinstance(value, (list, tuple)) or not value:
+            continue
+        try:
+            if all(isinstance(v, (list, tuple)) for v in value):  # rows = time steps, columns = channels
+                lines = [[float(row[j]) for row in value] for j in range(len(value[0]))]
+            else:
+                lines = [[float(v) for v in value]]
+        except (TypeError, ValueError, IndexError):
+            continue
+        out[str(name)] = lines
+    return t, out
+
+
+def simulation_chart(sim: Mapping[str, Any] | None) -> str | None:
+    """One panel per numeric series of a simulation (``{"t": [...], "y": [[...], ...], ...}``).
+
+    >>> simulation_chart({"t": [0, 1, 2], "y": [0.0, 0.5, 0.25]}).startswith("<svg")
+    True
+    """
+    if not sim:
+        return None
+    t, series = _series(sim)
+    if not series:
+        return None
+    fig, axes = _figure(7.0, 1.8 * len(series) + 0.6)
+    fig.clf()
+    for i, (name, lines) in enumerate(series.items()):
+        ax = fig.add_subplot(len(series), 1, i + 1)
+        for j, line in enumerate(lines):
+            x = t if t is not None and len(t) == len(line) else list(range(len(line)))
+            ax.plot(x, line, label=f"{name}[{j}]" if len(lines) > 1 else name, linewidth=1.2)
+        ax.set_ylabel(name)
+        if len(lines) > 1 and len(lines) <= 8:
+            ax.legend(fontsize="small", loc="upper right")
+    fig.axes[-1].set_xlabel("time step" if t is None else "t")
+    return _svg(fig)

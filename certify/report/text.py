@@ -1,0 +1,147 @@
+"""Plain-text rendering of a :class:`~certify.report.model.Report` (the human summary on stderr).
+
+Colour (ANSI) only when asked for: the command line asks when stderr is a terminal and ``NO_COLOR``
+is not set (https://no-color.org convention).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, TYPE_CHECKING, Any
+
+from certify.results import CheckStatus, Verdict
+
+if TYPE_CHECKING:
+    from certify.report.model import Report
+
+_VERDICT_COLOR = {
+    Verdict.CERTIFIED: "32",  # green
+    Verdict.NOT_CERTIFIED: "33",  # yellow
+    Verdict.UNSTABLE: "31",  # red
+    Verdict.INVALID_INPUT: "35",  # magenta
+    Verdict.INTERNAL_ERROR: "31",
+}
+_STATUS_COLOR = {
+    CheckStatus.PROVED: "32",
+    CheckStatus.NOT_PROVED: "33",
+    CheckStatus.DISPROVED: "31",
+    CheckStatus.NOT_APPLICABLE: "2",
+    CheckStatus.ERROR: "31",
+}
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Colour iff ``stream`` is a terminal and the ``NO_COLOR`` environment variable is unset/empty.
+
+    >>> import io
+    >>> use_color(io.StringIO())
+    False
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def fmt_num(x: Any) -> str:
+    """Compact number: ``None`` → ``-``, floats with 4 significant digits.
+
+    >>> fmt_num(-0.123456), fmt_num(None), fmt_num(3)
+    ('-0.1235', '-', '3')
+    """
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def describe_model(model: Any) -> str:
+    """One line about the model: architecture, sizes, short SHA-256.
+
+    >>> describe_model({"architecture": "gru", "layers": [{}], "n_params": 12, "sha256": "ab" * 32})
+    'gru, 1 layer(s), 12 parameters, sha256 abababababab'
+    """
+    parts = []
+    if model.get("architecture"):
+        parts.append(str(model["architecture"]))
+    if model.get("layers") is not None:
+        parts.append(f"{len(model['layers'])} layer(s)")
+    if model.get("n_params") is not None:
+        parts.append(f"{model['n_params']} parameters")
+    if model.get("sha256"):
+        parts.append(f"sha256 {str(model['sha256'])[:12]}")
+    return ", ".join(parts) if parts else "not loaded"
+
+
+def describe_input_range(assumptions: Any) -> str | None:
+    """One phrase for the input range in ``assumptions`` (``None`` when it says nothing about it).
+
+    >>> describe_input_range({"input_range": {"low": [-1.0, -1.0], "high": [1.0, 1.0]},
+    ...                       "input_range_source": "model metadata"})
+    '[-1, 1] for every input (model metadata)'
+    >>> describe_input_range({"input_range": None})
+    'unknown'
+    """
+    if "input_range" not in assumptions:
+        return None
+    ir = assumptions.get("input_range")
+    if ir is None:
+        note = assumptions.get("input_range_note")
+        return f"unknown: {note}" if note else "unknown"
+    low, high = list(ir["low"]), list(ir["high"])
+    if len(set(low)) == 1 and len(set(high)) == 1:
+        text = f"[{low[0]:g}, {high[0]:g}] for every input"
+    else:
+        text = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in zip(low, high))
+    src = assumptions.get("input_range_source")
+    return f"{text} ({src})" if src else text
+
+
+def render_text(report: Report, color: bool = False) -> str:
+    """The human summary of one report.
+
+    >>> from certify.report.model import Report
+    >>> print(render_text(Report.from_error(Verdict.INVALID_INPUT, "bad file", model={"path": "m.onnx"},
+    ...                                     created="2026-01-01", tool_version="0.1.0")))
+    certify 0.1.0: m.onnx (not loaded)
+    verdict: INVALID_INPUT (exit code 3)
+      - bad file
+    """
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+    d = report.decision
+    lines = [f"certify {report.tool_version}: {report.model_name} ({describe_model(report.model)})"]
+    if report.loop:
+        lines.append(f"closed loop: {report.loop.get('name') or report.loop.get('plant') or 'loop'}")
+    lines.append(
+        "verdict: " + paint(d.verdict.value.upper(), "1;" + _VERDICT_COLOR[d.verdict])
+        + f" (exit code {int(d.verdict.exit_code)})"
+    )
+    if report.requested and report.error is None:
+        solver = f", solver {report.solver}" if report.solver else ""
+        lines.append(f"requested: {', '.join(p.value for p in report.requested)} (method {report.method}{solver})")
+    if report.checks:
+        lines.append("checks:")
+        width = max(len(c.name) for c in report.checks)
+        for c in report.checks:
+            status = paint(f"{c.status.value:<14}", _STATUS_COLOR[c.status])
+            scope = "" if c.scope == "model" else f" [{c.scope}]"
+            lines.append(
+                f"  {status} {c.name:<{width}}  {c.property.value:<9} margin {fmt_num(c.margin):>9}"
+                f"  {c.seconds:.2f}s{scope}"
+            )
+            if c.message:
+                lines.append(f"  {'':14} {c.message}")
+    if report.error is None:
+        lines.append("reasons:")
+    lines.extend(f"  - {r}" for r in d.reasons)
+    if d.counterexample is not None:
+        cex = d.counterexample
+        lines.append(f"counterexample: {cex.kind}: {cex.description} (residual {fmt_num(float(cex.residual))})")
+    ir_text = describe_input_range(report.assumptions)
+    if report.error is None and ir_text is not None:
+        lines.append(f"input range: {ir_text}")
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""PyTorch state-dict importer: key-name inference, prefixes, sidecar, gate orders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from certify.importers import load_model
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from certify.train.modules import ElmanNet, GRUNet, LSTMNet, save_state_dict, to_canonical  # noqa: E402
+
+
+@given(hidden=st.integers(1, 5), layers=st.integers(1, 3), seed=st.integers(0, 1000),
+       kind=st.sampled_from(["gru", "lstm", "rnn"]))
+def test_property_state_dict_roundtrip(tmp_path_factory, hidden, layers, seed, kind):
+    cls = {"gru": GRUNet, "lstm": LSTMNet, "rnn": ElmanNet}[kind]
+    torch.manual_seed(seed)
+    mod = cls(2, hidden, layers, 1)
+    pt, _ = save_state_dict(mod, tmp_path_factory.mktemp("sd") / "m.pt")
+    net, ref = load_model(pt), to_canonical(mod)
+    for la, lb in zip(net.layers, ref.layers):
+        for f in la.__dataclass_fields__:
+            va, vb = getattr(la, f), getattr(lb, f)
+            assert np.array_equal(va, vb) if isinstance(va, np.ndarray) else va == vb
+
+
+def test_plain_nn_modules_with_common_prefixes(tmp_path):
+    """State dicts of user models (gru./fc. prefixes, nn.RNN relu via sidecar) import correctly."""
+
+    class User(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(2, 3, batch_first=True)
+            self.fc = torch.nn.Linear(3, 1)
+
+        def forward(self, u):
+            return self.fc(self.gru(u)[0])
+
+    m = User()
+    p = tmp_path / "user.pt"
+    torch.save(m.state_dict(), p)
+    net = load_model(p)
+    u = np.random.default_rng(0).uniform(-1, 1, (1, 30, 2))
+    with torch.no_grad():
+        y = m.double()(torch.as_tensor(u)).numpy()[0]
+    assert np.max(np.abs(net.simulate(u[0]).y - y)) <= 1e-10
+    r = torch.nn.RNN(2, 3, nonlinearity="relu")
+    torch.save({"epoch": 3, "state_dict": r.state_dict()}, p)  # a checkpoint dict is accepted too
+    assert load_model(p).layers[0].activation == "tanh"  # cannot be inferred: default tanh
+    (tmp_path / "user.pt.certify.json").write_text(json.dumps({"nonlinearity": "relu"}))
+    assert load_model(p).layers[0].activation == "relu"
+
+
+@pytest.mark.parametrize(("rnn_prefix", "head_prefix"), [("lstm.", "head."), ("encoder.rnn.", "linear."), ("", "out.")])
+def test_lstm_prefixes_and_sidecar_fields(tmp_path, rnn_prefix, head_prefix):
+    lstm, lin = torch.nn.LSTM(3, 4, num_layers=2), torch.nn.Linear(4, 2)
+    sd = {rnn_prefix + k: v for k, v in lstm.state_dict().items()}
+    sd.update({head_prefix + k: v for k, v in lin.state_dict().items()})
+    p = tmp_path / "m.pt"
+    torch.save(sd, p)
+    (tmp_path / "m.pt.certify.json").write_text(json.dumps({
+        "input_names": ["a", "b", "c"], "output_names": ["y1", "y2"],
+        "input_range": {"low": [0, 0, 0], "high": [1, 2, 3]},
+        "output_scaling": {"raw_low": [0, 0], "raw_high": [5, 5]}}))
+    net = load_model(p)
+    assert net.architecture == "lstm" and len(net.layers) == 2 and net.n_outputs == 2
+    assert net.info.input_names == ("a", "b", "c") and net.info.input_range.high.tolist() == [1, 2, 3]
+    assert net.info.output_scaling is not None and net.info.source_format == "torch_state_dict"
+    u = np.random.default_rng(0).uniform(-1, 1, (25, 3))
+    with torch.no_grad():
+        h = lstm.double()(torch.as_tensor(u))[0]
+        y = lin.double()(h).numpy()
+    assert np.max(np.abs(net.simulate(u).y - y)) <= 1e-10
+
+
+def test_no_head_and_no_bias(tmp_path):
+    r = torch.nn.GRU(2, 3, num_layers=3, bias=False)
+    p = tmp_path / "g.pt"
+    torch.save(r.state_dict(), p)
+    net = load_model(p)
+    assert net.head is None and len(net.layers) == 3
+    u = np.random.default_rng(1).uniform(-1, 1, (30, 2))
+    with torch.no_grad():
+        y = r.double()(torch.as_tensor(u))[0].numpy()
+    assert np.max(np.abs(net.simulate(u).y - y)) <= 1e-10

@@ -1,0 +1,173 @@
+"""Kim-type LMI check: exact scalar cases (T1), circle vs Luré–Postnikov (T2), vertex pre-check, report
+quantities, and a soundness property test against simulation with random slope-restricted nonlinearities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import certify.criteria.lmi as lmi
+from certify.criteria.lmi import check_lmi, solve_lmi, vertex_check
+from certify.criteria.validate import LureSystem
+from certify.errors import InvalidInputError
+from certify.results import CheckStatus
+from certify.snof import SNOF, Channel, check_snof
+
+
+def _scalar(a, b, c):
+    return SNOF(A=[[a]], B_p=[[b]], C_q=[[c]], channels=(Channel("tanh"),))
+
+
+# T1: x⁺ = a x + b tanh(c x): feasible ⇔ |a| < 1 and |a + bc| < 1 (notes §7)
+T1 = [(0.5, -1.0, 1.0, True), (0.5, -2.0, 1.0, False), (0.9, -1.8, 1.0, True), (0.9, 0.2, 1.0, False),
+      (1.05, -0.5, 1.0, False)]
+
+
+@pytest.mark.parametrize("a,b,c,expected", T1)
+@pytest.mark.parametrize("criterion", ["circle", "popov", "lure_postnikov"])
+def test_t1_scalar_exact_cases(a, b, c, expected, criterion):
+    res = check_lmi(_scalar(a, b, c), criterion=criterion)
+    assert res.proved is expected
+    if expected:
+        assert res.validation["ok"] and res.margin < 0 and res.solver == "clarabel"
+    else:   # all three infeasible cases are caught by the vertex pre-check (linear gains 0 or 1)
+        assert "necessary condition" in res.message
+
+
+A2 = np.array([[0.9, -0.9], [0.1, 0.8]])
+B2 = np.array([[0.0], [1.0]])
+C2 = np.array([[0.4, -0.4]])
+
+
+def _t2(alpha):
+    return LureSystem(A2, alpha * B2, C2, [[0.0]], [1.0], odd=True)
+
+
+def _bisect(criterion, lo=0.0, hi=1.5, iters=11):
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if solve_lmi(_t2(mid), criterion).proved else (lo, mid)
+    return lo, hi
+
+
+def test_t2_max_series_gains_match_published_numbers():
+    lo, hi = _bisect("circle")
+    assert lo <= 0.4180 + 1e-3 and hi >= 0.4180 - 1e-3
+    lo, hi = _bisect("lure_postnikov")
+    assert lo <= 0.9500 + 1e-3 and hi >= 0.9500 - 1e-3
+
+
+@pytest.mark.parametrize("alpha,circle,lp", [(0.7, False, True), (1.2, False, False)])
+def test_t2_circle_vs_lure_postnikov(alpha, circle, lp):
+    f = SNOF(A=A2, B_p=alpha * B2, C_q=C2, channels=(Channel("tanh"),))
+    assert check_lmi(f, criterion="circle").proved is circle
+    assert check_lmi(f, criterion="lure_postnikov").proved is lp
+    auto = check_snof(f)
+    assert auto.proved is lp
+    tried = [t["criterion"] for t in auto.quantities["criteria_tried"]]
+    assert tried == ["circle", "lure_postnikov"]   # cheapest first
+    if alpha == 1.2:   # vertex condition holds (Aizerman limit ≈ 8.78): infeasible means not proved only
+        assert auto.status is CheckStatus.NOT_PROVED and auto.quantities["vertex_check"]["ok"]
+
+
+def test_vertex_obstruction_does_not_call_the_solver(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("solver must not be called")
+
+    monkeypatch.setattr(lmi, "solve_lmi", boom)
+    res = check_lmi(_scalar(0.5, -2.0, 1.0))
+    assert res.status is CheckStatus.NOT_PROVED
+    vc = res.quantities["vertex_check"]
+    assert vc["checked"] == 2 and vc["exhaustive"] and vc["max_spectral_radius"] == pytest.approx(1.5)
+    assert "does not prove" in res.message
+
+
+def test_vertex_sampling_for_many_channels():
+    m = 14
+    s = LureSystem(np.eye(2) * 0.5, np.full((2, m), 0.01), np.ones((m, 2)), np.zeros((m, m)), np.ones(m))
+    vc = vertex_check(s, max_exhaustive=10, n_random=20)
+    assert vc.ok and not vc.exhaustive and vc.checked == 2 + m + 20
+    assert "sampled" in vc.detail
+
+
+def test_result_carries_quantities_and_equilibrium():
+    f = SNOF(A=[[0.5, 0.1], [0.0, 0.3]], B_p=[[-0.4], [0.2]], C_q=[[1.0, 0.5]], b_q=[0.3], b_x=[0.1, 0.0],
+             channels=(Channel("sigmoid"),))
+    res = check_lmi(f, criterion="lure_postnikov", name="lmi.test")
+    assert res.proved and res.name == "lmi.test" and res.scope == "model" and res.criterion == "lure_postnikov"
+    q = res.quantities
+    assert q["lmi_order"] == 2 + 2 + 2 * 2 and q["variables"] == 3 + 4 and not q["odd"]
+    assert q["equilibrium"]["found"] and q["equilibrium"]["residual"] < 1e-10
+    for key in ("seconds_equilibrium", "seconds_vertex_check"):
+        assert q[key] >= 0
+    tried = q["criteria_tried"][0]
+    assert tried["solver_status"] == "optimal" and tried["seconds_solve"] >= 0
+    assert res.validation["max_eig_M"] <= -res.validation["margin_required_M"]
+
+
+def test_bad_requests_and_failures_never_prove():
+    f = _scalar(0.5, -1.0, 1.0)
+    with pytest.raises(InvalidInputError, match="criterion"):
+        check_lmi(f, criterion="kyp")
+    with pytest.raises(InvalidInputError, match="installed"):
+        check_lmi(f, solver="nope")
+    res = check_lmi(f, timeout=1e-12)   # budget gone before the solver starts
+    assert res.status is CheckStatus.ERROR and not res.proved
+    gru_like = SNOF(A=[[0.5]], B_p=[[1.0]], C_q=[[1.0]], D_qp=[[2.0]], channels=(Channel("tanh"),))
+    res = check_lmi(gru_like)
+    assert not res.proved and "well-posedness" in res.message
+
+
+# --- soundness property --------------------------------------------------------------------------
+
+def _random_phi(rng, odd):
+    """A random slope-[0,1] nonlinearity with φ(0) = 0 (odd when asked)."""
+    kind = rng.integers(3)
+    if kind == 0:
+        k = rng.uniform(0.05, 1.0)
+        return lambda q: np.tanh(k * q)
+    if kind == 1:
+        lo, hi = rng.uniform(0.1, 2.0, 2)
+        lo = hi if odd else lo
+        return lambda q: np.clip(q, -lo, hi)
+    s1, s2 = rng.uniform(0.0, 1.0, 2)
+    s1 = s2 if odd else s1
+    return lambda q: np.where(q < 0, s1 * q, s2 * q)
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 100_000))
+@example(seed=1)   # proved cases, so the simulation part always runs
+@example(seed=6)
+def test_property_proved_implies_vertex_condition_and_convergence(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 2, 2
+    kinds = [("tanh", "relu")[k] for k in rng.integers(2, size=m)]
+    A = rng.normal(size=(n, n))
+    A *= rng.uniform(0.3, 1.0) / max(np.abs(np.linalg.eigvals(A)).max(), 1e-9)
+    f = SNOF(A=A, B_p=rng.normal(size=(n, m)) * 0.4, C_q=rng.normal(size=(m, n)),
+             D_qp=np.tril(rng.normal(size=(m, m)), -1) * 0.5, channels=tuple(Channel(k) for k in kinds))
+    res = check_lmi(f, criterion="lure_postnikov")
+    if not res.proved:
+        return
+    odd = all(k == "tanh" for k in kinds)
+    assert res.quantities["odd"] is odd
+    # necessary condition at random interior gains too
+    for _ in range(20):
+        d = rng.uniform(0, 1, m)
+        Acl = A + (f.B_p * d) @ np.linalg.solve(np.eye(m) - f.D_qp * d, f.C_q)
+        assert np.abs(np.linalg.eigvals(Acl)).max() < 1.0
+    # simulation with random slope-restricted nonlinearities from random initial states
+    phis = [_random_phi(rng, odd) for _ in range(m)]
+    x = rng.normal(size=(16, n)) * 5.0
+    x0 = np.abs(x).max()
+    for _ in range(3000):
+        q = np.zeros((16, m))
+        p = np.zeros((16, m))
+        for i in range(m):   # D strictly lower triangular: forward substitution
+            q[:, i] = x @ f.C_q[i] + p @ f.D_qp[i]
+            p[:, i] = phis[i](q[:, i])
+        x = x @ A.T + p @ f.B_p.T
+    assert np.abs(x).max() < 1e-3 * x0
