@@ -41,7 +41,7 @@ def mprs(rng: np.random.Generator, T: int, low: np.ndarray, high: np.ndarray, ho
     return out
 
 
-def boiler_pressure_dataset(T: int = 4000, seed: int = 0, Ts: float = 5.0) -> Dataset:
+def boiler_pressure_dataset(T: int = 3000, seed: int = 0, Ts: float = 10.0) -> Dataset:
     """Virtual pressure sensor data: inputs (E, u1(k−1), u2, u3), output p, around operating point #4.
 
     The fuel input enters delayed by one sample, as it does in the loop (the network reads the

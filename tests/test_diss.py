@@ -95,10 +95,21 @@ def test_elman_scalar_residual(u, act):
 def test_elman_diagonal_scaling_beats_plain_norms():
     U = np.array([[0.0, 4.0], [0.2, 0.0]])  # ‖U‖∞ = 4, ‖U‖₂ = 4, ρ(|U|) = √0.8 ≈ 0.894
     d = by_name(check_diss(Network(layers=(ElmanLayer(W=np.eye(2), U=U, b=np.zeros(2)),))))["diss.delta_iss.layer0"]
-    assert d.proved and d.quantities["norm"] == "inf_weighted"
-    assert d.quantities["contraction_rate"] == pytest.approx(math.sqrt(0.8), abs=1e-6)
-    v = np.array(d.quantities["rate_weights"])
-    assert np.max(np.abs(U) @ v / v) <= d.quantities["contraction_rate"] + 1e-12
+    q = d.quantities
+    assert d.proved and q["rate_inf"] == 4.0 and q["rate_2"] == pytest.approx(4.0)
+    assert q["rate_inf_weighted"] == pytest.approx(math.sqrt(0.8), abs=1e-6)
+    assert q["rate_2_scaled"] == pytest.approx(math.sqrt(0.8), abs=1e-6)
+
+
+def test_elman_scaled_two_norm_uses_sign_cancellation():
+    # |U| has ρ = 1.4 (∞-type bounds fail), ‖U‖₂ ≈ 7, but D U D⁻¹ = 0.7·[[1, 1], [−1, 1]] has norm 0.99
+    U = np.array([[0.7, 7.0], [-0.07, 0.7]])
+    d = by_name(check_diss(Network(layers=(ElmanLayer(W=np.eye(2), U=U, b=np.zeros(2)),))))["diss.delta_iss.layer0"]
+    assert d.proved and d.quantities["norm"] == "2_scaled"
+    assert d.quantities["contraction_rate"] == pytest.approx(0.7 * math.sqrt(2), abs=1e-7)
+    v = np.array(d.quantities["rate_weights"])  # ‖x‖ = ‖x / v‖₂: check ‖V⁻¹ U V‖₂ directly
+    assert np.linalg.norm(U * v[None, :] / v[:, None], 2) == pytest.approx(d.quantities["contraction_rate"], abs=1e-12)
+    assert d.quantities["rate_inf_weighted"] >= 1.4 - 1e-6
 
 
 @pytest.mark.parametrize("z,U_h", [(0.5, 0.8), (0.2, -1.5), (-0.4, 0.3), (0.9, -3.0)])

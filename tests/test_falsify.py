@@ -131,3 +131,14 @@ def test_certified_network_is_not_falsified_and_checks_agree():
     net = elman(0.7, b=0.2, w=1.0)
     assert {c.name: c for c in check_diss(net)}["diss.delta_iss"].proved
     assert falsify(net, budget_seconds=0.5) is None
+
+
+def test_slow_contraction_near_equilibria_are_not_accepted_as_witnesses():
+    # h⁺ = tanh(0.9999 h) is a contraction; ±5e-6 have residual ≈ 5e-10 ≤ 1e-9 and distance 1e-5 ≫ residual,
+    # but the Newton correction (≈ 5e-6) shows both sit on the same equilibrium 0: no witness.
+    net = elman(0.9999)
+    xa, xb = 5e-6, -5e-6
+    assert abs(math.tanh(0.9999 * xa) - xa) <= 1e-9
+    fake = Counterexample("multiple_equilibria", "fake", {"u": [0.0], "x_a": [xa], "x_b": [xb]})
+    assert not recheck(net, fake)
+    assert falsify(net, budget_seconds=0.5) is None

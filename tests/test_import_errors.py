@@ -245,3 +245,24 @@ def test_bad_sidecar(tmp_path):
     _raises(ModelFileError, p, "transformer")
     side.write_text('{"architecture": "lstm"}')
     _raises(WeightError, p, "sidecar says")
+
+
+def _lstm_model(P=None, attrs=None):
+    rng = np.random.default_rng(0)
+    H, m = 2, 2
+    inits = [onnx.numpy_helper.from_array(rng.uniform(-1, 1, s).astype(np.float32), n)
+             for n, s in (("W", (1, 4 * H, m)), ("R", (1, 4 * H, H)), ("B", (1, 8 * H)))]
+    ins = ["u", "W", "R", "B", "", "", ""]
+    if P is not None:
+        inits.append(onnx.numpy_helper.from_array(np.asarray(P, dtype=np.float32), "P"))
+        ins.append("P")
+    node = helper.make_node("LSTM", ins, ["Y"], hidden_size=H, name="lstm0", **(attrs or {}))
+    graph = helper.make_graph([node], "l", [helper.make_tensor_value_info("u", onnx.TensorProto.FLOAT, [5, 1, m])],
+                              [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, [5, 1, 1, H])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_lstm_peepholes_and_input_forget(tmp_path):
+    assert load_model(save(_lstm_model(P=np.zeros((1, 6))), tmp_path / "ok.onnx")).architecture == "lstm"
+    _raises(UnsupportedModelError, save(_lstm_model(P=np.ones((1, 6))), tmp_path / "p.onnx"), "peephole")
+    _raises(UnsupportedModelError, save(_lstm_model(attrs={"input_forget": 1}), tmp_path / "f.onnx"), "input_forget")

@@ -171,3 +171,15 @@ def test_property_proved_implies_vertex_condition_and_convergence(seed):
             p[:, i] = phis[i](q[:, i])
         x = x @ A.T + p @ f.B_p.T
     assert np.abs(x).max() < 1e-3 * x0
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 100_000), gain=st.floats(0.2, 1.5))
+def test_property_criteria_are_nested_circle_popov_lure_postnikov(seed, gain):
+    """Notes §2.4(c): the derived LMI is never more conservative than circle (nor the Popov variant)."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(2, 2))
+    A *= 0.8 / np.abs(np.linalg.eigvals(A)).max()
+    sys = LureSystem(A, gain * rng.normal(size=(2, 1)), rng.normal(size=(1, 2)), [[0.0]], [1.0])
+    c, p, k = (solve_lmi(sys, crit).proved for crit in ("circle", "popov", "lure_postnikov"))
+    assert (not c or p) and (not p or k)

@@ -103,6 +103,31 @@ def test_t5_positional_pi_with_output_saturation_is_never_certified():
     res = check_lmi(_loop(pi), w=np.array([0.5]))
     assert res.status is CheckStatus.NOT_PROVED
     assert res.quantities["vertex_check"]["max_spectral_radius"] >= 1.0 - 1e-12
+    assert res.quantities["spectral_radius_all_slopes_zero"] == pytest.approx(1.0)
+    assert "integrator" in res.message
+
+
+def test_t6_pi_around_purely_neural_estimate_is_structurally_uncertifiable():
+    """Notes §6.4/T6: network slopes 0 + saturation slope 1 leaves the PI integrator open (ρ = 1)."""
+    from certify.networks import LinearHead, LPGRNNLayer, Network
+    from certify.snof import from_network
+
+    rng = np.random.default_rng(0)
+    n, nr = 3, 2
+    g = lambda *s: 0.3 * rng.normal(size=s)  # noqa: E731
+    net = Network((LPGRNNLayer(g(nr, 1), g(nr, n), g(nr), g(n, 1), g(n, n), g(n, nr), g(n),
+                               rng.uniform(0.2, 0.8, n)),), LinearHead(g(1, n), g(1)))
+    soft = from_network(net)
+    # u_all = [u_plant; s_net; e_pi], y_all = [s; ŷ; u_pi]
+    L = np.zeros((3, 3))
+    L[0, 2], L[1, 0], L[2, 1] = 1.0, 1.0, -1.0
+    cl = interconnect([_plant(), soft, _velocity_pi(0.2, 0.1)], L=L, G=[[0.0], [0.0], [1.0]], H=[[0, 1, 0]])
+    res = check_lmi(cl, w=np.array([0.2]))
+    assert res.status is CheckStatus.NOT_PROVED
+    vc = res.quantities["vertex_check"]
+    assert vc["max_spectral_radius"] >= 1.0
+    assert vc["unit_circle_vertex_channels"] == [cl.m - 1]   # only the saturation at slope 1
+    assert "integrator" in res.message
 
 
 def test_interconnect_errors():

@@ -109,7 +109,6 @@ def test_solver_certificate_perturbed_is_rejected():
 
 def test_boundary_certificate_with_zero_margin_is_rejected():
     sys = _t1_sys()
-    good = LMICertificate("circle", [[1.0]], {"T": [1.0]})
     lo, hi = 0.0, 1.0   # convex combination: M is affine, find where max eig(M) crosses 0
     for _ in range(200):
         mid = (lo + hi) / 2

@@ -117,7 +117,8 @@ def _model_check(prop: Property, layer_checks: list[CheckResult], assumptions: d
     q: dict[str, Any] = {
         "layers": [
             {"scope": c.scope, "criterion": c.criterion, "status": c.status.value, "nu": c.margin,
-             "norm": c.quantities.get("norm"), "contraction_rate": c.quantities.get("contraction_rate")}
+             "norm": c.quantities.get("norm"), "contraction_rate": c.quantities.get("contraction_rate"),
+             "input_bound_source": c.quantities.get("input_bound_source")}
             for c in layer_checks
         ],
         "worst_layer": worst.scope,

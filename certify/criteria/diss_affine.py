@@ -167,9 +167,9 @@ def elman_checks(layer: ElmanLayer, ctx: LayerContext) -> LayerOutcome:
 def lpgrnn_checks(layer: LPGRNNLayer, ctx: LayerContext) -> LayerOutcome:
     """δISS / ISS of the LP-GRNN (lure notes §5.2) via its SNOF (channels ``[r (σ); ĥ (tanh)]``).
 
-    ``G = |Z + ½(I−Z)K_c| + ½|I−Z||K_c| + |I−Z|·|V_h|·¼|U_r|``-type comparison matrix of the module
-    docstring (``Z = diag(z)``, any sign of z: only ``|z|``, ``|1 − z|`` enter), never larger than
-    ``diag|z| + diag|1−z| (|U_h| + ¼|V_h||U_r|)``.  Output bound for the layer above [R]: with
+    The module docstring's comparison matrix becomes ``G = |Z + ½(I−Z)U_h| + |I−Z| (½|U_h| + ¼|V_h||U_r|)``
+    (``Z = diag(z)``, any sign of z), never larger than the crude ``|Z| + |I−Z| (|U_h| + ¼|V_h||U_r|)``
+    and equal to the exact Lipschitz constant ``max(|z|, |z + (1−z)U_h|)`` in the scalar case with V_h = 0.  Output bound for the layer above [R]: with
     ``|z_j| < 1`` the box ``|h_j| ≤ β_j = |1 − z_j| / (1 − |z_j|)`` is forward invariant
     (``|h⁺_j| ≤ |z_j|β_j + |1 − z_j|``); β = 1 for z ∈ [0, 1).
 

@@ -162,8 +162,8 @@ def scaled_cols(W: np.ndarray, u_bar: np.ndarray) -> np.ndarray:
 
 
 def _finite_or_none(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
     if isinstance(v, (list, tuple)):
         return [_finite_or_none(w) for w in v]
     if isinstance(v, dict):

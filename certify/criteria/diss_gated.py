@@ -138,7 +138,7 @@ def _rho2(A: np.ndarray) -> tuple[float, np.ndarray]:
     if not np.all(np.isfinite(A)):
         return math.inf, np.ones(2)
     tr, det = A[0, 0] + A[1, 1], A[0, 0] * A[1, 1] - A[0, 1] * A[1, 0]
-    rho = 0.5 * (tr + math.sqrt(max(tr * tr - 4.0 * det, 0.0)))
+    rho = float(0.5 * (tr + math.sqrt(max(tr * tr - 4.0 * det, 0.0))))
     # left eigenvector wᵀA = ρ wᵀ:  w0 (A00 − ρ) + w1 A10 = 0
     if A[1, 0] > 0:
         w = np.array([A[1, 0], rho - A[0, 0]])

@@ -39,6 +39,7 @@ class VertexCheck:
     worst_rho: float
     worst_vertex: tuple[int, ...]
     detail: str
+    marginal_vertex: tuple[int, ...] | None = None
 
 
 def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 64, seed: int = 0) -> VertexCheck:
@@ -67,7 +68,7 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
     levels = channel_levels(sys.D)   # nilpotent: I − DΔ is unit lower triangular in level order
     perm = np.concatenate(levels) if levels is not None and m else np.arange(m)
     Dp, Cp, Bp, Kp = sys.D[np.ix_(perm, perm)], sys.C[perm], sys.B[:, perm], sys.K[perm]
-    worst, worst_v = -1.0, ()
+    worst, worst_v, marginal = -1.0, (), None
     for v in ids:
         d = np.where(v[perm], Kp, 0.0)
         Im = np.eye(m) - Dp * d[None, :]
@@ -78,13 +79,15 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
                  else np.linalg.solve(Im, Cp)) if m else Cp
             Acl = sys.A + (Bp * d[None, :]) @ X if m else sys.A
             rho = float(np.max(np.abs(np.linalg.eigvals(Acl)), initial=0.0))
+        if marginal is None and abs(rho - 1.0) < 1e-9:
+            marginal = tuple(int(i) for i in np.flatnonzero(v))
         if rho > worst:
             worst, worst_v = rho, tuple(int(i) for i in np.flatnonzero(v))
     ok = worst < 1.0
     what = "all" if exhaustive else "sampled"
     detail = (f"{len(ids)} {what} vertex gains checked; max spectral radius {worst:.6g}"
               + ("" if ok else f" at slopes K on channels {list(worst_v)[:20]} (0 elsewhere)"))
-    return VertexCheck(bool(ok), len(ids), exhaustive, float(worst), worst_v, detail)
+    return VertexCheck(bool(ok), len(ids), exhaustive, float(worst), worst_v, detail, marginal)
 
 
 @dataclass(frozen=True)
@@ -251,11 +254,25 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     vc = vertex_check(sys)
     q["seconds_vertex_check"] = time.perf_counter() - tp
     q["vertex_check"] = {"ok": vc.ok, "checked": vc.checked, "exhaustive": vc.exhaustive,
-                         "max_spectral_radius": vc.worst_rho, "worst_vertex_channels": list(vc.worst_vertex)}
+                         "max_spectral_radius": vc.worst_rho, "worst_vertex_channels": list(vc.worst_vertex),
+                         "unit_circle_vertex_channels": None if vc.marginal_vertex is None
+                         else list(vc.marginal_vertex)}
+    rho0 = float(np.max(np.abs(np.linalg.eigvals(sys.A)), initial=0.0))
+    q["spectral_radius_all_slopes_zero"] = rho0
     if not vc.ok:
+        hint = ""
+        if abs(rho0 - 1.0) < 1e-9 or vc.marginal_vertex is not None:
+            on = [] if vc.marginal_vertex is None else list(vc.marginal_vertex)[:20]
+            hint = (f" The vertex gain with slope K on channels {on} (0 elsewhere) leaves an eigenvalue exactly "
+                    "on the unit circle (a structural obstruction, not a numerical one): typically an "
+                    "integrator left open, e.g. integral action around a purely neural estimate (no linear path "
+                    "from measurement to estimate) or a positional PI with output saturation; use a velocity "
+                    "(anti-windup) PI or a linear bypass.")
+        elif rho0 >= 1.0:
+            hint = " With every slope 0 the linear part is already unstable (A is not Schur)."
         return _not_proved(name, prop, label, "necessary condition fails, so no slope-[0,K] LMI can be feasible: "
                            + vc.detail + ". This linear gain lies in the nonlinearity class; it does not prove "
-                           "the network itself unstable.", t0, q)
+                           "the network itself unstable." + hint, t0, q)
     # --- criteria, cheapest first ----------------------------------------------------------------
     tried: list[dict[str, Any]] = []
     last: LMIAttempt | None = None
@@ -283,8 +300,9 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                   margin=None if val is None else val.max_eig_M)
     if last.proved:
         msg = (f"{last.criterion} LMI feasible with a validated certificate (max eig M = {val.max_eig_M:.3e}): "
-               "the equilibrium is globally asymptotically stable for every slope-restricted nonlinearity "
-               "in the declared class, hence unique.")
+               "the equilibrium is globally asymptotically stable (hence unique) for every slope-restricted "
+               "nonlinearity in the declared class; the LMI does not depend on the constant input, so this "
+               "holds for every constant input that has an equilibrium.")
         return CheckResult(name=name, property=prop, status=CheckStatus.PROVED, message=msg, quantities=q,
                            seconds=time.perf_counter() - t0, **common)
     status = CheckStatus.ERROR if last.outcome is None else CheckStatus.NOT_PROVED

@@ -23,7 +23,7 @@ CRITERIA = ("circle", "popov", "lure_postnikov")
 _EPS = float(np.finfo(np.float64).eps)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LureSystem:
     """Shifted, normalised Luré system ``x⁺ = A x + B p, q = C x + D p, p = ψ(q)``, ψ_i slope [0, K_i].
 
@@ -63,7 +63,7 @@ class LureSystem:
         return self.K.shape[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LMIStructure:
     """Float64 data of ``M(P, t)``: ξ dimension ``N``, ``G``, ``E_x`` and the multiplier terms."""
 
@@ -78,7 +78,7 @@ class LMIStructure:
         return tuple(dict.fromkeys(name for name, _, _ in self.terms))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LMICertificate:
     """Lyapunov matrix ``P`` and diagonal multipliers (vectors) for one criterion.
 

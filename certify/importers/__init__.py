@@ -77,9 +77,11 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
 
     Examples
     --------
-    >>> net = load_model("models_zoo/gru_small.onnx")  # doctest: +SKIP
-    >>> net.summary()["architecture"]  # doctest: +SKIP
-    'gru'
+    >>> import certify
+    >>> zoo = os.path.join(os.path.dirname(certify.__file__), os.pardir, "models_zoo", "gru_small.onnx")
+    >>> net = load_model(zoo)
+    >>> net.summary()["architecture"], net.info.source_format, net.info.input_range.high.tolist()
+    ('gru', 'onnx', [1.0, 1.0])
     """
     p = os.fspath(path)
     if not os.path.exists(p):

@@ -27,7 +27,7 @@ from certify.errors import CertifyError, ModelFileError, UnsupportedModelError
 from certify.importers import onnx_rnn  # noqa: F401  (registers the recurrent converters)
 from certify.importers.onnx_ops import REGISTRY, fold, shape_like
 from certify.importers.onnx_rnn import InitState
-from certify.importers.onnx_values import Const, Poison, ShapeDep, Sym, Zero
+from certify.importers.onnx_values import Const, Poison, ShapeDep, Stack, Sym, Zero
 from certify.networks import AffineCell, LinearHead, Network
 
 CELL_INPUTS = ("u", "x")
@@ -143,13 +143,18 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tup
             except Exception as exc:  # noqa: BLE001 - any failure of a folding backend is a bad node
                 unsupported.append((node.op_type, node.name))
                 outs = [Poison(f"{node.op_type} {node.name!r} could not be evaluated ({exc})")] * len(node.output)
-        elif not any(isinstance(v, Sym) for v in present) and node.op_type not in _RECURRENT:
+        elif not any(isinstance(v, Sym | Stack) for v in present) and node.op_type not in _RECURRENT:
             outs = shape_like(node, ins, attrs) if all(isinstance(v, Const | ShapeDep | Zero) for v in present) \
                 else [ShapeDep()] * len(node.output)
         elif node.domain not in ("", "ai.onnx") or node.op_type not in REGISTRY:
             unsupported.append((node.op_type, node.name))
             outs = [Poison()] * len(node.output)
         else:
+            if any(isinstance(v, Stack) for v in present) and node.op_type not in ("Gather", "Slice", "Identity"):
+                raise UnsupportedModelError(
+                    f"{node.op_type} node {node.name!r} operates on a stack of signals (e.g. h_n of all layers); "
+                    "only selecting one layer's state (Gather/Slice) is supported."
+                )
             try:
                 outs = REGISTRY[node.op_type](node, ins, attrs, ctx)
             except CertifyError:

@@ -29,7 +29,14 @@ META_OUTPUT_NAMES = "certify.output_names"
 
 
 def parse_model(data: bytes, path: str) -> Any:
-    """Parse ``data`` as an ONNX ModelProto or raise :class:`ModelFileError`."""
+    """Parse ``data`` as an ONNX ModelProto or raise :class:`ModelFileError`.
+
+    >>> try:
+    ...     parse_model(b"garbage bytes", "x.onnx")
+    ... except ModelFileError as e:
+    ...     "not" in str(e)
+    True
+    """
     import onnx
 
     try:
@@ -132,7 +139,14 @@ def scaling_from(obj: Any, where: str) -> MinMaxScaling | None:
 
 
 def load_onnx(data: bytes, path: str) -> tuple[Network, dict[str, Any]]:
-    """Build the network from ONNX bytes; returns it with the metadata fields for :class:`ModelInfo`."""
+    """Build the network from ONNX bytes; returns it with the metadata fields for :class:`ModelInfo`.
+
+    >>> import certify
+    >>> p = os.path.join(os.path.dirname(certify.__file__), os.pardir, "models_zoo", "gru_small.onnx")
+    >>> net, fields = load_onnx(open(p, "rb").read(), p)
+    >>> fields["input_names"], fields["extra"]["exporter"]
+    (('u1', 'u2'), 'torch.onnx (legacy TorchScript)')
+    """
     from certify.importers.onnx_graph import assemble_cell, assemble_sequence, graph_mode, interpret
 
     model = parse_model(data, path)

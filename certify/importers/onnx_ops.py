@@ -22,6 +22,7 @@ from certify.errors import UnsupportedModelError, WeightError
 from certify.importers.onnx_values import (
     Const,
     ShapeDep,
+    Stack,
     Sym,
     Zero,
     add_syms,
@@ -75,18 +76,18 @@ def shape_like(node: Any, ins: list[Any], attrs: dict[str, Any]) -> list[Any]:
 
 
 @register("Identity", "Cast", "Dropout")
-def op_identity(node, ins, attrs, ctx):
+def _op_identity(node, ins, attrs, ctx):
     out = [ins[0]]
     return out + [Const(np.ones(1, dtype=bool))] * (len(node.output) - 1)
 
 
 @register("Shape", "Size")
-def op_shape(node, ins, attrs, ctx):
+def _op_shape(node, ins, attrs, ctx):
     return [ShapeDep()]
 
 
 @register("Transpose")
-def op_transpose(node, ins, attrs, ctx):
+def _op_transpose(node, ins, attrs, ctx):
     s: Sym = ins[0]
     perm = attrs.get("perm", list(range(len(s.labels)))[::-1])
     return [s.with_(labels=tuple(s.labels[p] for p in perm), sizes=tuple(s.sizes[p] for p in perm))]
@@ -99,7 +100,7 @@ def _axes_arg(ins: list[Any], attrs: dict[str, Any], what: str) -> list[int] | N
 
 
 @register("Squeeze")
-def op_squeeze(node, ins, attrs, ctx):
+def _op_squeeze(node, ins, attrs, ctx):
     s: Sym = ins[0]
     r = len(s.labels)
     axes = _axes_arg(ins, attrs, "Squeeze axes")
@@ -111,7 +112,7 @@ def op_squeeze(node, ins, attrs, ctx):
 
 
 @register("Unsqueeze")
-def op_unsqueeze(node, ins, attrs, ctx):
+def _op_unsqueeze(node, ins, attrs, ctx):
     s: Sym = ins[0]
     axes = _axes_arg(ins, attrs, "Unsqueeze axes") or []
     r = len(s.labels) + len(axes)
@@ -123,7 +124,7 @@ def op_unsqueeze(node, ins, attrs, ctx):
 
 
 @register("Reshape", "Flatten")
-def op_reshape(node, ins, attrs, ctx):
+def _op_reshape(node, ins, attrs, ctx):
     """Reshapes that only add or drop singleton axes (matched right to left, so the feature axis wins)."""
     s: Sym = ins[0]
     if node.op_type == "Flatten":
@@ -181,10 +182,16 @@ def _time_index(s: Sym, ax: int, start: int, end: int, ctx: Any, what: str) -> S
 
 
 @register("Slice")
-def op_slice(node, ins, attrs, ctx):
+def _op_slice(node, ins, attrs, ctx):
     s: Sym = ins[0]
     starts = [int(v) for v in _const_arg(ins[1], "Slice starts")]
     ends = [int(v) for v in _const_arg(ins[2], "Slice ends")]
+    if isinstance(s, Stack):
+        ax0 = int(_const_arg(ins[3], "Slice axes")[0]) if len(ins) > 3 and ins[3] is not None else 0
+        lo, hi, _ = slice(starts[0], ends[0]).indices(len(s.items))
+        if len(starts) != 1 or hi - lo != 1:
+            raise UnsupportedModelError(f"Slice {node.name!r}: only one item of a stack of signals can be selected.")
+        return [_stack_item(node, s, _axis(ax0, len(s.items[0].labels)), lo, True)]
     axes = [int(v) for v in _const_arg(ins[3], "Slice axes")] if len(ins) > 3 and ins[3] is not None else list(
         range(len(starts)))
     steps = [int(v) for v in _const_arg(ins[4], "Slice steps")] if len(ins) > 4 and ins[4] is not None else [1] * len(
@@ -201,10 +208,24 @@ def op_slice(node, ins, attrs, ctx):
     return [s]
 
 
+def _stack_item(node: Any, st: Stack, ax: int, idx: int, keep: bool) -> Sym:
+    if ax != st.ax or not -len(st.items) <= idx < len(st.items):
+        raise UnsupportedModelError(f"{node.op_type} {node.name!r}: only one item of a stack of signals can be selected.")
+    item = st.items[idx]
+    if keep:
+        return item
+    labels = tuple(lab for i, lab in enumerate(item.labels) if i != ax)
+    return item.with_(labels=labels, sizes=tuple(sz for i, sz in enumerate(item.sizes) if i != ax))
+
+
 @register("Gather")
-def op_gather(node, ins, attrs, ctx):
+def _op_gather(node, ins, attrs, ctx):
     s: Sym = ins[0]
     idx = _const_arg(ins[1], f"Gather {node.name!r} indices").astype(np.int64)
+    if isinstance(s, Stack):
+        if idx.ndim != 0:
+            raise UnsupportedModelError(f"Gather {node.name!r}: only one item of a stack of signals can be selected.")
+        return [_stack_item(node, s, _axis(int(attrs.get("axis", 0)), len(s.items[0].labels)), int(idx), False)]
     ax = _axis(int(attrs.get("axis", 0)), len(s.labels))
     if s.labels[ax] == "F":
         if idx.ndim != 1:
@@ -219,7 +240,7 @@ def op_gather(node, ins, attrs, ctx):
 
 
 @register("Split")
-def op_split(node, ins, attrs, ctx):
+def _op_split(node, ins, attrs, ctx):
     s: Sym = ins[0]
     ax = _axis(int(attrs.get("axis", 0)), len(s.labels))
     if s.labels[ax] != "F":
@@ -237,7 +258,7 @@ def op_split(node, ins, attrs, ctx):
 
 
 @register("Concat")
-def op_concat(node, ins, attrs, ctx):
+def _op_concat(node, ins, attrs, ctx):
     syms = [v for v in ins if isinstance(v, Sym)]
     ref = syms[0]
     time = ref.time
@@ -247,6 +268,9 @@ def op_concat(node, ins, attrs, ctx):
     if ref.labels[ax] != "F":
         from certify.importers.onnx_rnn import recover_chain
 
+        is_chain = [v.time if isinstance(v, Sym) else None for v in ins] == list(range(len(ins)))
+        if not is_chain and all(isinstance(v, Sym) and v.labels[ax] == "1" for v in ins):
+            return [Stack(tuple(ins), ax)]
         return [recover_chain(node, ins, ax, ctx)]
     terms: dict[Any, list[np.ndarray]] = {}
     blocks = []
@@ -292,7 +316,7 @@ def _lift(s: Any, k: Any) -> Any:
 
 
 @register("Add", "Sub")
-def op_add(node, ins, attrs, ctx):
+def _op_add(node, ins, attrs, ctx):
     a, b = _lift(ins[0], ins[1]), _lift(ins[1], ins[0])
     sign = -1.0 if node.op_type == "Sub" else 1.0
     what = f"{node.op_type} {node.name!r}"
@@ -308,7 +332,7 @@ def op_add(node, ins, attrs, ctx):
 
 
 @register("Mul", "Div")
-def op_mul(node, ins, attrs, ctx):
+def _op_mul(node, ins, attrs, ctx):
     a, b = _lift(ins[0], ins[1]), _lift(ins[1], ins[0])
     what = f"{node.op_type} {node.name!r}"
     if isinstance(a, Sym) and isinstance(b, Sym):
@@ -322,7 +346,7 @@ def op_mul(node, ins, attrs, ctx):
 
 
 @register("Neg")
-def op_neg(node, ins, attrs, ctx):
+def _op_neg(node, ins, attrs, ctx):
     return [ins[0].linear(-np.eye(ins[0].n_feat))]
 
 
@@ -336,7 +360,7 @@ def _weight_matrix(W: np.ndarray, what: str) -> np.ndarray:
 
 
 @register("MatMul")
-def op_matmul(node, ins, attrs, ctx):
+def _op_matmul(node, ins, attrs, ctx):
     a, b = ins
     what = f"MatMul {node.name!r}"
     if isinstance(a, Sym) and isinstance(b, Sym):
@@ -352,7 +376,7 @@ def op_matmul(node, ins, attrs, ctx):
 
 
 @register("Gemm")
-def op_gemm(node, ins, attrs, ctx):
+def _op_gemm(node, ins, attrs, ctx):
     a, b = ins[0], ins[1]
     what = f"Gemm {node.name!r}"
     if not isinstance(a, Sym) or attrs.get("transA", 0):
@@ -368,7 +392,7 @@ def op_gemm(node, ins, attrs, ctx):
 
 
 @register("Tanh", "Sigmoid", "Relu")
-def op_activation(node, ins, attrs, ctx):
+def _op_activation(node, ins, attrs, ctx):
     return [ctx.activation(node, ins[0], node.op_type.lower())]
 
 

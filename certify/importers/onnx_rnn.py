@@ -81,7 +81,7 @@ def _const(v: Any, what: str) -> np.ndarray | None:
 
 
 @register("GRU", "LSTM", "RNN")
-def op_recurrent(node, ins, attrs, ctx):
+def _op_recurrent(node, ins, attrs, ctx):
     op = node.op_type
     where = f"{op} node {node.name!r}"
     act = _check_attrs(node, attrs)

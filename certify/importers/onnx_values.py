@@ -100,6 +100,17 @@ class Sym:
         return self.linear(np.eye(self.n_feat)[idx])
 
 
+@dataclass(frozen=True)
+class Stack:
+    """Signals concatenated along a new singleton axis ``ax`` (e.g. ``h_n`` = final states of all layers).
+
+    Only selecting one item back (``Gather``/``Slice`` on ``ax``) is supported.
+    """
+
+    items: tuple[Sym, ...]
+    ax: int
+
+
 def merge_terms(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], sign: float = 1.0) -> dict[Key, np.ndarray]:
     out = dict(a)
     for k, v in b.items():

@@ -31,7 +31,13 @@ _RNN_KEY = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bia
 
 
 def read_tensors(path: str) -> dict[str, np.ndarray]:
-    """``torch.load(weights_only=True)`` → float64 arrays, with clear errors."""
+    """``torch.load(weights_only=True)`` → float64 arrays, with clear errors.
+
+    >>> import os, tempfile, torch
+    >>> p = os.path.join(tempfile.mkdtemp(), "w.pt"); torch.save({"a": torch.ones(2)}, p)
+    >>> read_tensors(p)["a"].dtype
+    dtype('float64')
+    """
     import pickle
 
     import torch
@@ -149,7 +155,14 @@ def _ssnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> list[Any
 
 
 def load_state_dict(path: str) -> tuple[Network, dict[str, Any]]:
-    """Build the network from a state dict file; returns it with the :class:`ModelInfo` fields."""
+    """Build the network from a state dict file; returns it with the :class:`ModelInfo` fields.
+
+    >>> import os, tempfile, torch
+    >>> p = os.path.join(tempfile.mkdtemp(), "g.pt"); torch.save(torch.nn.GRU(2, 3).state_dict(), p)
+    >>> net, fields = load_state_dict(p)
+    >>> net.architecture, net.head is None
+    ('gru', True)
+    """
     side = read_sidecar(path)
     t = read_tensors(path)
     for k, v in t.items():

@@ -2,7 +2,7 @@
 
 boiler
     Bell & Åström / Tan et al. 2005 boiler–turbine linearised at operating point #4 (plants.md §1.4),
-    reduced to its (p, E) subsystem and sampled by exact ZOH at Ts = 5 s (a project choice).  The fluid
+    reduced to its (p, E) subsystem and sampled by exact ZOH at Ts = 10 s (a project choice).  The fluid
     density ρf (and with it the drum level) is a pure integrator that neither p nor E sees: with a
     saturated actuator the "saturation slope 0" member of the sector class leaves it open, so no loop that
     includes it can be certified globally (plants.md §1.4).  The (p, E) subsystem is self-contained and
@@ -19,7 +19,7 @@ import numpy as np
 from certify.loop.boiler_model import U_MAX, U_MIN, U_OP4, X_OP4, boiler_jacobian
 from certify.loop.plants import BuiltinPlant, Plant, plant_from_continuous, register_plant
 
-BOILER_TS = 5.0
+BOILER_TS = 10.0
 
 
 def boiler_plant() -> Plant:
@@ -29,7 +29,7 @@ def boiler_plant() -> Plant:
         A, B, np.eye(2), np.zeros((2, 3)), BOILER_TS,
         name="boiler",
         description="Boiler-turbine (Bell & Astrom; Tan et al. 2005) at operating point #4, (p, E) subsystem, "
-        "ZOH Ts = 5 s",
+        "ZOH Ts = 10 s",
         input_names=("u1_fuel", "u2_steam_valve", "u3_feedwater"),
         output_names=("p", "E"),
         state_names=("p", "E"),
@@ -95,7 +95,7 @@ def quadruple_tank_plant(Ts: float = 15.0) -> Plant:
     )
 
 
-register_plant(BuiltinPlant("boiler", "boiler-turbine (p, E) subsystem at operating point #4, Ts = 5 s", boiler_plant))
+register_plant(BuiltinPlant("boiler", "boiler-turbine (p, E) subsystem at operating point #4, Ts = 10 s", boiler_plant))
 register_plant(
     BuiltinPlant("quadruple_tank", "HD-MPC quadruple tank, levels h1, h2 from flows qa, qb, Ts = 15 s",
                  quadruple_tank_plant)

@@ -13,8 +13,8 @@ A loop file (TOML) looks like this (``docs/loops.md`` has the full reference)::
     [controller]
     type = "pi"
     form = "velocity"                   # or "positional"
-    kp = 0.002                          # C(s) = kp + ki/s, discretised by ZOH at the plant's Ts
-    ki = 0.0001
+    kp = 0.01                           # C(s) = kp + ki/s, discretised by ZOH at the plant's Ts
+    ki = 0.0002
     actuator = "u1_fuel"
     reference = 108.0                   # set-point for the estimate, absolute units
     # u_min / u_max default to the plant's input limits
@@ -215,7 +215,7 @@ DEFAULT_LOOPS: dict[str, dict[str, Any]] = {
             "output": 0,
             "estimates": "p",
         },
-        "controller": {"type": "pi", "form": "velocity", "kp": 0.002, "ki": 0.0001,
+        "controller": {"type": "pi", "form": "velocity", "kp": 0.01, "ki": 0.0002,
                        "actuator": "u1_fuel", "reference": 108.0},
     },
     "quadruple_tank": {

@@ -20,7 +20,7 @@ from certify.snof.channels import Channel, evaluate_channels
 from certify.snof.form import SNOF
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChannelScaling:
     """Inverse data of a diagonal channel rescaling ``q_t = a q``, ``δp_t = b δp`` (a, b > 0).
 
@@ -75,7 +75,7 @@ def sigmoid_to_tanh(form: SNOF) -> tuple[SNOF, ChannelScaling]:
     return new, ChannelScaling(a=r, b=1.0 / r)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SlopeNormalization:
     """Inverse data of :func:`normalize_slopes`; ``alpha`` are the removed lower slopes."""
 
@@ -100,6 +100,7 @@ def normalize_slopes(form: SNOF) -> tuple[SNOF, SlopeNormalization]:
     (0.7, (0.0, 1.0))
     """
     from certify.errors import WellPosednessError
+    from certify.snof.connect import _loop_solve
 
     alpha = np.array([ch.slope[0] for ch in form.channels])
     if not np.any(alpha):
@@ -108,7 +109,7 @@ def normalize_slopes(form: SNOF) -> tuple[SNOF, SlopeNormalization]:
     Mi = I - form.D_qp * alpha[None, :]
     if np.linalg.cond(Mi) > 1e12:
         raise WellPosednessError("normalize_slopes: I − D_qp diag(α) is singular; the loop is ill-posed.")
-    M = np.linalg.solve(Mi, I)
+    M = _loop_solve(form.D_qp * alpha[None, :], [I])[0]   # exact zeros kept when D_qp is nilpotent
     aM = alpha[:, None] * M
     Bp, Dzp = form.B_p, form.D_zp
     new = replace(
@@ -123,7 +124,7 @@ def normalize_slopes(form: SNOF) -> tuple[SNOF, SlopeNormalization]:
     return new, SlopeNormalization(alpha)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Equilibrium:
     """Equilibrium ``x* = A x* + B p* + B_w w + b_x`` with its channel values and output."""
 

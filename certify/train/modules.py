@@ -56,6 +56,10 @@ class ChoGRU(nn.Module):
     """GRU stack with the reset gate before ``U_n`` (Cho/Bonassi, ONNX ``linear_before_reset=0``).
 
     Same parameter names, shapes and gate order ``[r|z|n]`` as ``nn.GRU`` (batch_first).
+
+    >>> out, _ = ChoGRU(2, 3, num_layers=2)(torch.zeros(1, 5, 2))
+    >>> out.shape
+    torch.Size([1, 5, 3])
     """
 
     def __init__(self, n_in: int, hidden: int, num_layers: int = 1, bias: bool = True) -> None:
@@ -90,7 +94,11 @@ class ChoGRU(nn.Module):
 
 
 class GRUNet(_Stacked):
-    """GRU stack + optional linear head; ``reset_after=True`` wraps ``nn.GRU``."""
+    """GRU stack + optional linear head; ``reset_after=True`` wraps ``nn.GRU``, False uses :class:`ChoGRU`.
+
+    >>> GRUNet(2, 4, num_layers=2, n_out=1)(torch.zeros(3, 5, 2)).shape
+    torch.Size([3, 5, 1])
+    """
 
     kind = "gru"
 
@@ -106,7 +114,11 @@ class GRUNet(_Stacked):
 
 
 class LSTMNet(_Stacked):
-    """``nn.LSTM`` stack + optional linear head (state per layer ``[h; c]``)."""
+    """``nn.LSTM`` stack + optional linear head (state per layer ``[h; c]``).
+
+    >>> to_canonical(LSTMNet(2, 3, n_out=1)).n_states
+    6
+    """
 
     kind = "lstm"
 
@@ -117,7 +129,11 @@ class LSTMNet(_Stacked):
 
 
 class ElmanNet(_Stacked):
-    """``nn.RNN`` stack (tanh or relu) + optional linear head."""
+    """``nn.RNN`` stack (tanh or relu) + optional linear head.
+
+    >>> to_canonical(ElmanNet(2, 3, nonlinearity="relu")).layers[0].activation
+    'relu'
+    """
 
     kind = "rnn"
 
@@ -132,7 +148,11 @@ class ElmanNet(_Stacked):
 
 
 class LPGRNNCell(nn.Module):
-    """One LP-GRNN layer (certify.networks.lpgrnn): ``z = σ(θ_z)`` keeps ``A = diag(z)`` Schur."""
+    """One LP-GRNN layer (certify.networks.lpgrnn): ``z = σ(θ_z)`` keeps ``A = diag(z)`` Schur.
+
+    >>> LPGRNNCell(2, 4, 3)(torch.zeros(1, 4), torch.zeros(1, 2)).shape
+    torch.Size([1, 4])
+    """
 
     def __init__(self, n_in: int, hidden: int, gate: int) -> None:
         super().__init__()
@@ -162,7 +182,12 @@ class _StepNet(nn.Module):
 
 
 class LPGRNNNet(_StepNet):
-    """LP-GRNN stack + optional linear head."""
+    """LP-GRNN stack + optional linear head; ``step(x, u)`` works on the flat state.
+
+    >>> net = LPGRNNNet(2, 4, gate=3, num_layers=2, n_out=1)
+    >>> [t.shape for t in net.step(torch.zeros(1, 8), torch.zeros(1, 2))]
+    [torch.Size([1, 8]), torch.Size([1, 1])]
+    """
 
     def __init__(self, n_in: int, hidden: int, gate: int, num_layers: int = 1, n_out: int | None = None) -> None:
         super().__init__()
@@ -184,7 +209,11 @@ class LPGRNNNet(_StepNet):
 
 
 class SSNN(_StepNet):
-    """SS-NN (``linear=False``: A, B, C, D fixed at zero) or gR-SS-NN (seed 004 eqs. (4)–(5))."""
+    """SS-NN (``linear=False``: A, B, C, D fixed at zero) or gR-SS-NN (seed 004 eqs. (4)–(5)).
+
+    >>> to_canonical(SSNN(2, 3, 1, 5, 4, linear=False)).layers[0].linear
+    False
+    """
 
     def __init__(self, n_in: int, n_state: int, n_out: int, neurons_state: int, neurons_output: int, *,
                  activation: str = "tanh", linear: bool = True) -> None:
@@ -231,7 +260,11 @@ def _rnn_params(rnn: nn.Module, layer: int, G: int, H: int) -> tuple[np.ndarray,
 
 
 def to_canonical(module: nn.Module) -> Network:
-    """The canonical float64 :class:`Network` of a module of this file."""
+    """The canonical float64 :class:`Network` of a module of this file.
+
+    >>> to_canonical(GRUNet(2, 4, n_out=1, reset_after=False)).layers[0].reset_after
+    False
+    """
     head = None
     if getattr(module, "head", None) is not None:
         head = LinearHead(W=_np(module.head.weight), b=_np(module.head.bias))
@@ -265,6 +298,10 @@ def from_canonical(net: Network) -> nn.Module:
 
     GRU/LSTM/Elman stacks put the summed gate biases in ``bias_ih`` (``bias_hh`` keeps only the GRU's
     ``b_hn``).  Heads with a direct term ``D`` and mixed stacks have no module here.
+
+    >>> net = to_canonical(ElmanNet(2, 3, n_out=1))
+    >>> type(from_canonical(net)).__name__
+    'ElmanNet'
     """
     kind = net.architecture
     head = net.head
@@ -365,6 +402,12 @@ def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = Fa
 
     The dynamo exporter unrolls ``nn.RNN`` for exactly ``seq_len`` steps (certify recovers the recurrence).
     ``metadata`` entries (e.g. ``{"certify.input_range": json}``) are written to ``metadata_props``.
+
+    >>> import tempfile
+    >>> from certify.importers import load_model
+    >>> p = export_onnx(GRUNet(2, 3, n_out=1), os.path.join(tempfile.mkdtemp(), "g.onnx"), seq_len=4)
+    >>> load_model(p).architecture
+    'gru'
     """
     if not isinstance(module, _Stacked) or not getattr(module, "reset_after", True):
         raise UnsupportedModelError(
@@ -379,7 +422,14 @@ def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = Fa
 def export_step_onnx(module: nn.Module, path: str, *, dynamo: bool = False,
                      metadata: dict[str, str] | None = None) -> str:
     """Export ``module.step`` as a one-step graph: inputs ``u`` (1, n_in), ``x`` (1, n_state);
-    outputs ``x_next``, ``y``."""
+    outputs ``x_next``, ``y``.  certify compiles it into an :class:`~certify.networks.AffineCell`.
+
+    >>> import tempfile
+    >>> from certify.importers import load_model
+    >>> p = export_step_onnx(SSNN(2, 3, 1, 4, 4), os.path.join(tempfile.mkdtemp(), "s.onnx"))
+    >>> load_model(p).layers[0].kind
+    'affine_cell'
+    """
     if not hasattr(module, "step"):
         raise UnsupportedModelError(f"export_step_onnx: {type(module).__name__} has no step().")
     args = (torch.zeros(1, module.n_in), torch.zeros(1, module.n_state))
@@ -393,6 +443,12 @@ def save_state_dict(module: nn.Module, path: str, **sidecar: Any) -> tuple[str, 
 
     Extra keyword arguments (``input_names``, ``input_range`` = {"low", "high"}, scalings …) go into
     the sidecar.  Returns both paths.
+
+    >>> import tempfile
+    >>> from certify.importers import load_model
+    >>> pt, side = save_state_dict(LPGRNNNet(2, 4, 3), os.path.join(tempfile.mkdtemp(), "m.pt"))
+    >>> load_model(pt).architecture
+    'lpgrnn'
     """
     from certify.importers.sidecar import write_sidecar
 

@@ -1,0 +1,215 @@
+"""Certify a closed loop: assemble, diagnose structural obstructions, run the LMI, cross-check by simulation.
+
+The structural diagnosis (lure notes §6.2, §6.4) looks at two members of the sector class that any global
+certificate must also cover, and explains the obstruction in words instead of a bare "infeasible":
+
+* every network channel at slope 0 ("dead network") with the saturation at slope 1: the estimate no
+  longer depends on the measurements except through a linear term of the network; without one, the PI
+  integrator runs open (eigenvalue 1);
+* the saturation at slope 0 ("actuator stuck"): the plant runs open loop, and a positional PI keeps an
+  open integrator (windup).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from certify.loop.assemble import ClosedLoop, assemble
+from certify.loop.simulate import simulate_loop
+from certify.loop.spec import LoopSpec, default_loop, load_loop_file
+from certify.networks import Network
+from certify.results import CheckResult, CheckStatus, Counterexample, Property
+
+UNIT_CIRCLE_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class LoopOutcome:
+    """What :func:`check_closed_loop` hands to the report."""
+
+    checks: list[CheckResult]
+    description: dict[str, Any]
+    counterexample: Counterexample | None = None
+    simulation: dict[str, Any] | None = None
+    closed_loop: ClosedLoop | None = field(default=None, compare=False)
+
+
+def _vertex_matrix(cl: ClosedLoop, gains: np.ndarray) -> np.ndarray:
+    f = cl.form
+    Im = np.eye(f.m) - f.D_qp * gains[None, :]
+    return f.A + (f.B_p * gains[None, :]) @ np.linalg.solve(Im, f.C_q)
+
+
+def _rho(M: np.ndarray) -> tuple[float, float]:
+    """Spectral radius and distance of the nearest eigenvalue to +1."""
+    ev = np.linalg.eigvals(M)
+    return float(np.max(np.abs(ev))), float(np.min(np.abs(ev - 1.0)))
+
+
+def diagnose(cl: ClosedLoop, spec: LoopSpec) -> dict[str, Any] | None:
+    """Return ``{"kind", "message", "spectral_radius", "vertex"}`` for a structural obstruction, else None.
+
+    Both vertices are linear members of the nonlinearity class, so a spectral radius ≥ 1 at either of them
+    rules out every global sector/slope certificate (the LMI's necessary condition).
+    """
+    f = cl.form
+    lo = np.array([c.slope[0] for c in f.channels])
+    hi = np.array([c.slope[1] for c in f.channels])
+    sat = f.m - 1
+    dead = lo.copy()
+    dead[sat] = hi[sat]
+    rho, d1 = _rho(_vertex_matrix(cl, dead))
+    if rho >= 1.0 - UNIT_CIRCLE_TOL:
+        if d1 < 1e-6:
+            msg = (
+                "integral action closes around an estimate with no linear path from the measurements: in the "
+                "member of the sector class where every network neuron has slope 0, the estimate is constant and "
+                f"the PI integrator runs open (eigenvalue at 1, spectral radius {rho:.6f}). No global "
+                "sector/slope certificate can exist for any PI gains. Fix: give the network an explicit linear term "
+                "from its inputs to the estimate (a linear bypass, as in seed 004's gR-SS-NN), let the PI act on a "
+                "measured signal, or use a regional analysis."
+            )
+            kind = "integrator_without_linear_path"
+        else:
+            msg = (
+                "with every network neuron at slope 0 the remaining linear loop (linear term of the network, PI, "
+                f"plant) is unstable (spectral radius {rho:.6f}): lower the PI gains or change the linear term."
+            )
+            kind = "linear_part_unstable"
+        return {"kind": kind, "message": msg, "spectral_radius": rho, "vertex": "network slopes 0, saturation slope 1"}
+    stuck = lo.copy()
+    stuck[sat] = lo[sat]
+    rho, d1 = _rho(_vertex_matrix(cl, stuck))
+    if rho >= 1.0 - UNIT_CIRCLE_TOL:
+        if spec.controller.form == "positional" and d1 < 1e-6:
+            msg = (
+                "positional PI with output saturation: when the actuator saturates (slope 0 is in the class) the "
+                f"integrator keeps integrating (eigenvalue at 1, spectral radius {rho:.6f}); no global certificate "
+                "can exist. Use the velocity (anti-windup) form: form = \"velocity\" in the loop file."
+            )
+            kind = "positional_pi_windup"
+        else:
+            msg = (
+                "with the actuator saturated (slope 0 is in the class) the plant runs open loop and is not stable "
+                f"(spectral radius {rho:.6f}); a saturated loop around it cannot be certified globally. Certify "
+                "a stable subsystem or use a regional analysis."
+            )
+            kind = "plant_not_stable_open_loop"
+        return {"kind": kind, "message": msg, "spectral_radius": rho, "vertex": "saturation slope 0"}
+    return None
+
+
+def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray | None, *, starts: int = 50,
+              steps: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Closed-loop runs with the true nonlinearities from random initial states (evidence, not proof).
+
+    All starts run at once through the closed-loop SNOF (whose simulation equals the block-by-block one,
+    tested); the first start is also run block by block for the plotted time series.
+    """
+    rng = np.random.default_rng(seed)
+    p, pi = spec.plant, spec.controller
+    xp0 = p.x_op * (1.0 + 0.2 * rng.uniform(-1, 1, size=(starts, p.n_states))) \
+        + 0.1 * rng.uniform(-1, 1, size=(starts, p.n_states))
+    xn0 = rng.uniform(-1, 1, size=(starts, net.n_states))
+    u0 = rng.uniform(pi.u_min, pi.u_max, size=starts)
+    xc0 = np.column_stack([u0, np.zeros(starts)]) if pi.form == "velocity" else np.column_stack([np.zeros(starts), u0])
+    x0 = np.hstack([xp0, xn0, xc0])
+    sim = cl.form.simulate(np.zeros((steps, starts, cl.form.n_w)), x0)
+    tr = simulate_loop(net, spec, steps, x_plant0=xp0[0], x_net0=xn0[0], x_ctrl0=xc0[0])
+    every = max(1, steps // 300)
+    out: dict[str, Any] = {
+        "starts": starts,
+        "steps": steps,
+        "Ts": p.Ts,
+        "t": (np.arange(0, steps, every) * p.Ts).tolist(),
+        "actuator": tr.u[::every].tolist(),
+        "estimate": tr.estimate[::every].tolist(),
+    }
+    if spec.estimates is not None:
+        out["estimated_output"] = tr.y[::every, spec.estimates].tolist()
+    if x_star is not None:
+        out["max_final_distance_to_equilibrium"] = float(np.max(np.abs(sim.x[-1] - x_star)))
+    return out
+
+
+def resolve_loop(plant: str | None, loop: str | None) -> LoopSpec:
+    if loop is not None:
+        return load_loop_file(loop)
+    if plant is None:
+        from certify.errors import LoopSpecError
+
+        raise LoopSpecError("give a built-in plant (--plant NAME) or a loop file (--loop FILE).")
+    return default_loop(plant)
+
+
+def check_closed_loop(
+    net: Network,
+    *,
+    plant: str | None = None,
+    loop: str | None = None,
+    method: str = "auto",
+    solver: str | None = None,
+    timeout: float | None = None,
+    simulate: bool = True,
+) -> LoopOutcome:
+    """Certify global asymptotic stability of the loop around ``net`` (see the module docstring).
+
+    ``method``: ``auto``/``lmi``/``all`` run the LMI (``auto`` cheapest criterion first); ``diss`` does not
+    apply to loops (the closed-form tests are for networks alone) and yields a not-applicable check.
+
+    >>> from certify.networks import ElmanLayer, LinearHead, Network
+    >>> net = Network((ElmanLayer(W=np.zeros((1, 4)), U=[[0.5]], b=[0.0]),),
+    ...               head=LinearHead(W=[[0.1]], b=[-30.0], D=[[1.2, 0, 0, 0]]))
+    >>> out = check_closed_loop(net, plant="boiler", simulate=False)
+    >>> out.checks[-1].status.value
+    'proved'
+    """
+    from certify.criteria.lmi import check_lmi
+
+    t0 = time.perf_counter()
+    spec = resolve_loop(plant, loop)
+    cl = assemble(net, spec)
+    description = spec.describe()
+    description["closed_loop"] = {"states": cl.form.n, "channels": cl.form.m,
+                                  "well_posedness": cl.form.well_posedness().method}
+    checks: list[CheckResult] = []
+    obstruction = diagnose(cl, spec)
+    if method == "diss":
+        checks.append(CheckResult(
+            name="loop.gas", property=Property.GAS, status=CheckStatus.NOT_APPLICABLE, criterion="diss",
+            message="the closed-form δISS tests apply to networks alone; closed loops are certified with the LMI "
+                    "(--method auto or lmi).", seconds=time.perf_counter() - t0))
+        return LoopOutcome(checks, description, closed_loop=cl)
+    if obstruction is not None:
+        description["obstruction"] = obstruction
+        checks.append(CheckResult(
+            name="loop.gas", property=Property.GAS, status=CheckStatus.NOT_PROVED, criterion="structural_diagnosis",
+            message=obstruction["message"], margin=obstruction["spectral_radius"] - 1.0,
+            quantities=obstruction, seconds=time.perf_counter() - t0))
+        x_star = None
+    else:
+        res = check_lmi(cl.form, criterion="auto", solver=solver, timeout=timeout, name="loop.gas")
+        checks.append(res)
+        eq = res.quantities.get("equilibrium") or {}
+        x_star = np.asarray(eq["x"]) if eq.get("found") else None
+        if x_star is not None:
+            description["equilibrium"] = _equilibrium_summary(cl, spec, x_star)
+    sim = _simulate(net, spec, cl, x_star) if simulate else None
+    return LoopOutcome(checks=checks, description=description, simulation=sim, closed_loop=cl)
+
+
+def _equilibrium_summary(cl: ClosedLoop, spec: LoopSpec, x_star: np.ndarray) -> dict[str, Any]:
+    p = spec.plant
+    xp = x_star[cl.plant_states]
+    y = p.C @ (xp - p.x_op) + p.y_op
+    xc = x_star[cl.ctrl_states]
+    return {
+        "plant_state": dict(zip(p.state_names, xp.tolist())),
+        "plant_outputs": dict(zip(p.output_names, y.tolist())),
+        "actuator": float(xc[0]) if spec.controller.form == "velocity" else float(xc[1]),
+        "reference": spec.reference,
+    }
