@@ -17,6 +17,12 @@ from typing import Any
 from certify.errors import CertifyError
 from certify.results import ExitCode, Verdict
 
+# Small dense linear algebra dominates certify's work; multi-threaded BLAS makes it far slower on a
+# loaded machine (measured: the vertex check of a 64-unit LP-GRNN went from 0.1 s to 15 s).  Users who
+# want threads can still set these variables themselves.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 ISSUES_HINT = (
     "this is a bug in certify: please report it on the certify repository's issue tracker (<repo>/issues) "
     "with this message and the output of `certify --version`; rerun with --debug for the traceback."

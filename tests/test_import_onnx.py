@@ -89,6 +89,7 @@ def test_dynamo_export_matches_ort_and_torch(exported, case):
     mod, path = exported[("dynamo",) + case]
     net = load_model(path)
     assert len(net.layers) == case[1]
+    assert net.info.extra["exporter"] == "torch.onnx (dynamo)"
     if case[0] == "rnn":  # nn.RNN is unrolled by the dynamo exporter; the recurrence is recovered
         assert net.info.extra["unrolled_steps"] == T_DYNAMO_UNROLLED
     _check_against_references(mod, path, _t_dynamo(case[0]), seed=7)
@@ -272,6 +273,10 @@ def test_external_data_inside_folder_loads(tmp_path):
     assert os.path.getsize(sub / "model.onnx.data") > 0
     net = load_model(sub / "model.onnx")
     assert np.array_equal(net.layers[1].U_n, ref.layers[1].U_n)
+    import hashlib
+
+    digest = hashlib.sha256((sub / "model.onnx.data").read_bytes()).hexdigest()
+    assert net.info.extra["external_data_sha256"] == {"model.onnx.data": digest}
 
 
 def test_bundled_gru_small():
@@ -415,6 +420,9 @@ def test_weights_as_constant_nodes_and_time_major_input(tmp_path):
         n.output[:] = ["o_bf" if o == "S1" else o for o in n.output]
     del m.graph.node[:]
     m.graph.node.extend(nodes)
+    for vi, dims in ((m.graph.input[0], (20, 1, 2)), (m.graph.output[0], (20, 1, 1))):
+        for d, v in zip(vi.type.tensor_type.shape.dim, dims):
+            d.dim_value = v
     net = load_model(save(m, tmp_path / "const.onnx"))
     assert net.info.extra["input_layout"] == "time_major"
     for la, lb in zip(net.layers, ref.layers):

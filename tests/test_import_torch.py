@@ -90,3 +90,13 @@ def test_no_head_and_no_bias(tmp_path):
     with torch.no_grad():
         y = r.double()(torch.as_tensor(u))[0].numpy()
     assert np.max(np.abs(net.simulate(u).y - y)) <= 1e-10
+
+
+def test_legacy_non_zip_serialization_and_extension_ignored(tmp_path):
+    """Content decides the format: an old-style (non-zip) torch file named .onnx still loads as a state dict."""
+    r = torch.nn.RNN(2, 3)
+    p = tmp_path / "weights.onnx"
+    torch.save(r.state_dict(), p, _use_new_zipfile_serialization=False)
+    assert p.read_bytes()[:1] == b"\x80"
+    net = load_model(p)
+    assert net.info.source_format == "torch_state_dict" and net.architecture == "elman"

@@ -75,7 +75,7 @@ def test_pi_velocity_and_positional_hand_computed():
     pos = PIController(kp=0.5, ki=0.1, Ts=2.0, form="positional", u_bias=0.2)
     s = pos.initial_state(u=0.2, e=0.0)
     s, u = pos.step(s, 1.0)
-    assert u == pytest.approx(0.2 + 0.5) and s[0] == pytest.approx(2.0)
+    assert u == pytest.approx(0.2 + 0.5) and s[0] == pytest.approx(2.0) and s[1] == u
 
 
 def test_plant_file_round_trip_and_errors(tmp_path):

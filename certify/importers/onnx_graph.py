@@ -25,7 +25,8 @@ import numpy as np
 
 from certify.errors import CertifyError, ModelFileError, UnsupportedModelError
 from certify.importers import onnx_rnn  # noqa: F401  (registers the recurrent converters)
-from certify.importers.onnx_ops import REGISTRY, fold, shape_like
+from certify.importers.onnx_fold import fold, shape_like
+from certify.importers.onnx_ops import REGISTRY
 from certify.importers.onnx_rnn import InitState
 from certify.importers.onnx_values import Const, Poison, ShapeDep, Stack, Sym, Zero
 from certify.networks import AffineCell, LinearHead, Network
@@ -221,6 +222,11 @@ def assemble_sequence(graph: Any, values: dict[str, Any], ctx: Context) -> tuple
     }
     if ctx.unrolled_steps is not None:
         extra["unrolled_steps"] = ctx.unrolled_steps
+    state_inputs = [i.name for i in graph.input if isinstance(values.get(i.name), InitState)]
+    if state_inputs:
+        extra["initial_state_inputs_ignored"] = state_inputs
+    if len(graph.output) > 1:
+        extra["outputs_ignored"] = [o.name for o in graph.output[1:]]
     return Network(layers=tuple(ctx.layers), head=head), extra
 
 

@@ -54,9 +54,17 @@ def parse_model(data: bytes, path: str) -> Any:
     return model
 
 
-def load_external(model: Any, path: str) -> None:
-    """Load external tensor data, refusing any location that escapes the model's folder."""
+def load_external(model: Any, path: str) -> dict[str, str]:
+    """Load external tensor data, refusing any location that escapes the model's folder.
+
+    Returns ``{location: sha256}`` of the external files read (the model's SHA-256 alone would not
+    change when only the weights in ``model.onnx.data`` do).
+    """
+    import hashlib
+
     from onnx import TensorProto
+
+    digests: dict[str, str] = {}
 
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     tensors = list(model.graph.initializer)
@@ -77,6 +85,9 @@ def load_external(model: Any, path: str) -> None:
                 f"{path}: tensor {t.name!r} needs the external data file {loc!r}, which is missing. Copy it "
                 "next to the model (the exporter writes it as <model>.onnx.data)."
             )
+        if loc not in digests:
+            with open(target, "rb") as fh:
+                digests[loc] = hashlib.sha256(fh.read()).hexdigest()
         offset, length = int(info.get("offset", 0)), info.get("length")
         with open(target, "rb") as fh:
             fh.seek(offset)
@@ -86,6 +97,7 @@ def load_external(model: Any, path: str) -> None:
         t.raw_data = raw
         del t.external_data[:]
         t.data_location = TensorProto.DEFAULT
+    return digests
 
 
 def initializers(model: Any, path: str) -> dict[str, np.ndarray]:
@@ -150,7 +162,7 @@ def load_onnx(data: bytes, path: str) -> tuple[Network, dict[str, Any]]:
     from certify.importers.onnx_graph import assemble_cell, assemble_sequence, graph_mode, interpret
 
     model = parse_model(data, path)
-    load_external(model, path)
+    external = load_external(model, path)
     inits = initializers(model, path)
     mode = graph_mode(model.graph, set(inits))
     values, ctx = interpret(model.graph, inits, mode)
@@ -159,6 +171,8 @@ def load_onnx(data: bytes, path: str) -> tuple[Network, dict[str, Any]]:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     extra.update({"producer": f"{model.producer_name} {model.producer_version}".strip(), "opset": opset,
                   "exporter": _exporter(model)})
+    if external:
+        extra["external_data_sha256"] = external
     in_names = _meta_json(meta, META_INPUT_NAMES, path)
     out_names = _meta_json(meta, META_OUTPUT_NAMES, path)
     graph_inputs = [i.name for i in model.graph.input if i.name not in inits]
@@ -174,9 +188,11 @@ def load_onnx(data: bytes, path: str) -> tuple[Network, dict[str, Any]]:
 
 
 def _exporter(model: Any) -> str:
-    """Best guess of the exporter: torch dynamo writes 'val_*' names and opset ≥ 18 with no Constant nodes."""
+    """Best guess of the exporter from naming conventions (dynamo: ``val_*`` values, ``node_*`` nodes;
+    legacy TorchScript: ``/module/Op_output_0`` and ``onnx::*`` names)."""
     if model.producer_name != "pytorch":
         return model.producer_name or "unknown"
-    if "+" in model.producer_version or any(i.name.startswith("val_") for i in model.graph.initializer):
+    names = [i.name for i in model.graph.initializer] + [o for n in model.graph.node for o in n.output]
+    if any(n.startswith("val_") for n in names) or any(n.name.startswith("node_") for n in model.graph.node):
         return "torch.onnx (dynamo)"
     return "torch.onnx (legacy TorchScript)"

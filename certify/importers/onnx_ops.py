@@ -2,10 +2,9 @@
 
 A converter has the signature ``fn(node, ins, attrs, ctx) -> list[value]`` where ``ins`` are the
 abstract values of :mod:`certify.importers.onnx_values` and ``ctx`` is the interpreter state
-(:class:`certify.importers.onnx_graph.Context`).  Nodes whose inputs are all constant are folded
-with numpy (``FOLD``) or, for operators not listed there, with ``onnx.reference``.  ``REGISTRY``
+(:class:`certify.importers.onnx_graph.Context`).  ``REGISTRY``
 maps op types to converters for nodes that touch a signal; the recurrent ops register themselves
-from :mod:`certify.importers.onnx_rnn`.
+from :mod:`certify.importers.onnx_rnn`; constant folding lives in :mod:`certify.importers.onnx_fold`.
 
 >>> sorted(REGISTRY)[:3]
 ['Add', 'Cast', 'Concat']
@@ -54,29 +53,16 @@ def _axis(ax: int, rank: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
-# shape-only values and zeros
-
-
-def shape_like(node: Any, ins: list[Any], attrs: dict[str, Any]) -> list[Any]:
-    """Nodes that only see constants, shapes and zeros: Expand/ConstantOfShape of 0 → Zero, else ShapeDep."""
-    op = node.op_type
-    if op == "Expand" and (isinstance(ins[0], Zero) or (isinstance(ins[0], Const) and not np.any(ins[0].value))):
-        return [Zero()]
-    if op == "ConstantOfShape":
-        val = attrs.get("value")
-        if val is None or not np.any(val):
-            return [Zero()]
-    if op in ("Tile", "Reshape", "Unsqueeze", "Squeeze", "Cast", "Identity") and isinstance(ins[0], Zero):
-        return [Zero()]
-    return [ShapeDep() for _ in node.output]
-
-
-# ------------------------------------------------------------------------------------------------
 # structural operators on signals
+
+
+_FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 
 @register("Identity", "Cast", "Dropout")
 def _op_identity(node, ins, attrs, ctx):
+    if node.op_type == "Cast" and int(attrs.get("to", 1)) not in _FLOAT_TYPES:
+        raise UnsupportedModelError(f"Cast {node.name!r} converts a signal to a non-float type (not affine).")
     out = [ins[0]]
     return out + [Const(np.ones(1, dtype=bool))] * (len(node.output) - 1)
 
@@ -172,6 +158,8 @@ def _time_index(s: Sym, ax: int, start: int, end: int, ctx: Any, what: str) -> S
         raise UnsupportedModelError(f"{what}: a slice along a sequence axis of unknown length.")
     if s.time is not None:
         raise UnsupportedModelError(f"{what}: selects a time step of a signal that is already one step.")
+    if ctx.mode == "cell":
+        raise UnsupportedModelError(f"{what}: slices the batch axis of a one-step cell graph.")
     ctx.set_time_label(s.labels[ax], what)
     terms = {(k + (t,) if k[0] in ("in", "layer") else k): v for k, v in s.terms.items()}
     labels = list(s.labels)
@@ -394,59 +382,3 @@ def _op_gemm(node, ins, attrs, ctx):
 @register("Tanh", "Sigmoid", "Relu")
 def _op_activation(node, ins, attrs, ctx):
     return [ctx.activation(node, ins[0], node.op_type.lower())]
-
-
-# ------------------------------------------------------------------------------------------------
-# constant folding
-
-
-def _np_slice(x, starts, ends, axes=None, steps=None):
-    axes = range(len(starts)) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
-    idx = [slice(None)] * x.ndim
-    for s, e, a, st in zip(starts, ends, axes, steps):
-        idx[int(a)] = slice(int(s), int(e), int(st))
-    return x[tuple(idx)]
-
-
-def _np_reshape(x, shape, allowzero=0):
-    shape = [x.shape[i] if (d == 0 and not allowzero) else int(d) for i, d in enumerate(shape)]
-    return x.reshape(shape)
-
-
-FOLD: dict[str, Callable[..., np.ndarray]] = {
-    "Identity": lambda a, **k: a,
-    "Add": lambda a, b, **k: a + b,
-    "Sub": lambda a, b, **k: a - b,
-    "Mul": lambda a, b, **k: a * b,
-    "Neg": lambda a, **k: -a,
-    "MatMul": lambda a, b, **k: a @ b,
-    "Tanh": lambda a, **k: np.tanh(a),
-    "Sigmoid": lambda a, **k: 1.0 / (1.0 + np.exp(-a)),
-    "Transpose": lambda a, perm=None, **k: np.transpose(a, perm),
-    "Reshape": lambda a, s, allowzero=0, **k: _np_reshape(a, s, allowzero),
-    "Squeeze": lambda a, axes=None, **k: np.squeeze(a, axis=None if axes is None else tuple(int(v) for v in axes)),
-    "Unsqueeze": lambda a, axes, **k: np.expand_dims(a, tuple(sorted(int(v) % (a.ndim + len(axes)) for v in axes))),
-    "Concat": lambda *a, axis, **k: np.concatenate(a, axis=axis),
-    "Slice": lambda a, *r, **k: _np_slice(a, *r),
-    "Gather": lambda a, i, axis=0, **k: np.take(a, i, axis=axis),
-}
-
-
-def fold(node: Any, values: list[np.ndarray | None], attrs: dict[str, Any]) -> list[np.ndarray]:
-    """Evaluate a node whose inputs are all constant."""
-    op = node.op_type
-    if op in FOLD and len(node.output) == 1 and all(v is not None for v in values):
-        if op in ("Squeeze", "Unsqueeze") and len(values) > 1:
-            attrs = {**attrs, "axes": values[1]}
-            values = values[:1]
-        return [np.asarray(FOLD[op](*values, **attrs))]
-    import onnx.helper as oh
-    from onnx.reference import ReferenceEvaluator
-
-    names = [f"i{k}" if v is not None else "" for k, v in enumerate(values)]
-    outs = [f"o{k}" for k in range(len(node.output))]
-    single = oh.make_node(op, names, outs, domain=node.domain or None)
-    single.attribute.extend(node.attribute)
-    feeds = {n: v for n, v in zip(names, values) if n}
-    return list(ReferenceEvaluator(single).run(None, feeds))

@@ -139,7 +139,12 @@ def feature_vector(sym: Sym, const: np.ndarray, what: str) -> np.ndarray:
     n = sym.n_feat
     if vec.shape[0] == 1:
         return np.full(n, vec[0])
-    if vec.shape[0] != n and n != 1:
+    if vec.shape[0] != n:
+        if n == 1:
+            raise UnsupportedModelError(
+                f"{what}: a constant of shape {const.shape} broadcasts a single-feature signal to "
+                f"{vec.shape[0]} features; use a MatMul/Gemm for that."
+            )
         raise WeightError(f"{what}: a constant of shape {const.shape} does not fit a signal with {n} features.")
     return vec
 

@@ -6,7 +6,7 @@ velocity (incremental, anti-windup), state ``[u(k−1), e(k−1)]``::
 
     v(k) = u(k−1) + K_p (e(k) − e(k−1)) + K_i T_s e(k),    u(k) = sat(v(k))
 
-positional, state ``ξ`` (the integral of e)::
+positional, state ``[ξ, u(k−1)]`` (ξ the integral of e; u(k−1) only delays the output)::
 
     u(k) = sat(u_bias + K_p e(k) + K_i ξ(k)),              ξ(k+1) = ξ(k) + T_s e(k)
 
@@ -63,7 +63,11 @@ class PIController:
 
     @property
     def n_states(self) -> int:
-        return 2 if self.form == "velocity" else 1
+        return 2
+
+    def u_prev(self, state: np.ndarray) -> float:
+        """The previous output u(k−1) held in the state (what a causal soft sensor may read)."""
+        return float(state[0] if self.form == "velocity" else state[1])
 
     def sat(self, v: float) -> float:
         return float(min(max(v, self.u_min), self.u_max))
@@ -73,8 +77,8 @@ class PIController:
         if self.form == "velocity":
             return np.array([u, e], dtype=np.float64)
         if self.ki == 0.0:
-            return np.zeros(1)
-        return np.array([(u - self.u_bias - self.kp * e) / self.ki])
+            return np.array([0.0, u])
+        return np.array([(u - self.u_bias - self.kp * e) / self.ki, u])
 
     def step(self, state: np.ndarray, e: float) -> tuple[np.ndarray, float]:
         """Return ``(next_state, u(k))`` for the error ``e(k)``."""
@@ -84,7 +88,7 @@ class PIController:
             return np.array([u, e]), u
         xi = float(state[0])
         u = self.sat(self.u_bias + self.kp * e + self.ki * xi)
-        return np.array([xi + self.Ts * e]), u
+        return np.array([xi + self.Ts * e, u]), u
 
     def describe(self) -> dict[str, Any]:
         return {

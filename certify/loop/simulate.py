@@ -110,7 +110,7 @@ def simulate_loop(
     X_p, X_n, X_c = [p.x_op + dx], [xn], [xc]
     U, EST, Y = [], [], []
     for _ in range(steps):
-        u_prev = float(xc[0]) if pi.form == "velocity" else float(U[-1]) if U else float(p.u_op[spec.actuator])
+        u_prev = pi.u_prev(xc)
         du = np.zeros(p.n_inputs)
         y = p.y_op + p.C @ dx + p.D @ du  # actuator column of D is zero for network inputs (checked)
         w = network_input(spec, y, u_prev, s_in)
