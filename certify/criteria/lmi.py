@@ -180,6 +180,31 @@ def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
     return sys, normed, info
 
 
+def balance_lure(sys: LureSystem) -> tuple[LureSystem, np.ndarray, np.ndarray]:
+    """Diagonal state and channel scaling that balances ``[[A, B], [C, D]]`` (powers of two, exact).
+
+    With ``x = T x̃``, ``p = S p̃``, ``q = S q̃`` the system becomes ``Ã = T⁻¹AT``, ``B̃ = T⁻¹BS``,
+    ``C̃ = S⁻¹CT``, ``D̃ = S⁻¹DS`` and ``p̃_i = ψ_i(s_i q̃_i)/s_i``, which has the same slope interval
+    [0, K_i] (and is odd iff ψ_i is).  It is the same dynamical system in other coordinates, so a
+    certificate validated for it proves the original; it only helps the solvers when plant, network
+    and controller signals have very different units (the boiler loop mixes kg/cm², MW and valve positions).
+
+    >>> s = LureSystem(A=[[0.5, 100.0], [0.0, 0.5]], B=[[1.0], [0.0]], C=[[0.0, 1.0]], D=[[0.0]], K=[1.0])
+    >>> b, T, S = balance_lure(s)
+    >>> bool(np.allclose(np.linalg.eigvals(b.A), np.linalg.eigvals(s.A)))
+    True
+    """
+    from scipy.linalg import matrix_balance
+
+    n, m = sys.n, sys.m
+    M = np.block([[np.abs(sys.A), np.abs(sys.B)], [np.abs(sys.C), np.abs(sys.D)]])
+    _, (d, _) = matrix_balance(M, permute=False, separate=True)
+    T, S = d[:n], d[n:]
+    out = LureSystem(A=sys.A * T[None, :] / T[:, None], B=sys.B * S[None, :] / T[:, None],
+                     C=sys.C * T[None, :] / S[:, None], D=sys.D * S[None, :] / S[:, None], K=sys.K, odd=sys.odd)
+    return out, T, S
+
+
 def _not_proved(name: str, prop: Property, criterion: str, msg: str, t0: float, q: dict[str, Any],
                 status: CheckStatus = CheckStatus.NOT_PROVED, **kw: Any) -> CheckResult:
     return CheckResult(name=name, property=prop, status=status, criterion=criterion, message=msg,
@@ -240,6 +265,9 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                            f"{eq.residual:.2e}); the LMI certifies stability of an equilibrium only.", t0, q)
     sys, normed, info = lure_system(form, eq)
     q.update(info)
+    if sys.n and sys.m:
+        sys, T_bal, S_bal = balance_lure(sys)
+        q["balancing"] = {"state_scales": T_bal.tolist(), "channel_scales": S_bal.tolist()}
     odd = sys.odd
     q.update({"n": sys.n, "m": sys.m, "odd": odd})
     # --- well-posedness (notes §1.2) ------------------------------------------------------------
