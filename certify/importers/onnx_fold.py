@@ -21,6 +21,10 @@ from certify.importers.onnx_values import Const, ShapeDep, Zero
 # shape-only values and zeros
 
 
+_ZERO_KEEPING = ("Tile", "Reshape", "Unsqueeze", "Squeeze", "Cast", "Identity", "Slice", "Gather", "Transpose",
+                 "Split", "Mul", "Neg", "Expand", "Flatten")
+
+
 def shape_like(node: Any, ins: list[Any], attrs: dict[str, Any]) -> list[Any]:
     """Nodes that only see constants, shapes and zeros: Expand/ConstantOfShape of 0 → Zero, else ShapeDep."""
     op = node.op_type
@@ -30,7 +34,10 @@ def shape_like(node: Any, ins: list[Any], attrs: dict[str, Any]) -> list[Any]:
         val = attrs.get("value")
         if val is None or not np.any(val):
             return [Zero()]
-    if op in ("Tile", "Reshape", "Unsqueeze", "Squeeze", "Cast", "Identity") and isinstance(ins[0], Zero):
+    if op in _ZERO_KEEPING and isinstance(ins[0], Zero):
+        return [Zero() for _ in node.output]
+    zero = lambda v: v is None or isinstance(v, Zero) or (isinstance(v, Const) and not np.any(v.value))
+    if op in ("Concat", "Add", "Sub", "Max", "Min") and all(zero(v) for v in ins):
         return [Zero()]
     return [ShapeDep() for _ in node.output]
 

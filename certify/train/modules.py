@@ -384,7 +384,7 @@ def _add_metadata(path: str, metadata: dict[str, str] | None) -> None:
 
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: str, names: tuple[list[str], list[str]],
-            dynamo: bool) -> None:
+            dynamo: bool, dynamic_axes: dict[str, dict[int, str]] | None = None) -> None:
     import contextlib
     import io
     import warnings
@@ -392,13 +392,17 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: str, names:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         kw: dict[str, Any] = {"verbose": False} if dynamo else {}
+        if dynamic_axes:
+            kw["dynamic_axes"] = dynamic_axes
         torch.onnx.export(module.eval(), args, os.fspath(path), dynamo=dynamo, input_names=names[0],
                           output_names=names[1], **kw)
 
 
 def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = False,
-                metadata: dict[str, str] | None = None) -> str:
+                metadata: dict[str, str] | None = None, dynamic: bool = False) -> str:
     """Export a GRU (reset_after=True)/LSTM/Elman module as fused ONNX ops; input ``u`` (1, seq_len, n_in).
+
+    ``dynamic=True`` (legacy exporter only) leaves the batch and time axes of ``u`` and ``y`` free.
 
     The dynamo exporter unrolls ``nn.RNN`` for exactly ``seq_len`` steps (certify recovers the recurrence).
     ``metadata`` entries (e.g. ``{"certify.input_range": json}``) are written to ``metadata_props``.
@@ -414,7 +418,10 @@ def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = Fa
             "export_onnx: only GRU (reset_after=True), LSTM and Elman stacks have fused ONNX ops; torch cannot "
             "write linear_before_reset=0. Use export_step_onnx for LP-GRNN / SS-NN."
         )
-    _export(module, (torch.zeros(1, seq_len, module.n_in),), path, (["u"], ["y"]), dynamo)
+    if dynamic and dynamo:
+        raise UnsupportedModelError("export_onnx: dynamic=True is only supported with the legacy exporter.")
+    axes = {"u": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}} if dynamic else None
+    _export(module, (torch.zeros(1, seq_len, module.n_in),), path, (["u"], ["y"]), dynamo, axes)
     _add_metadata(os.fspath(path), metadata)
     return os.fspath(path)
 
