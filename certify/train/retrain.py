@@ -1,0 +1,214 @@
+"""``certify retrain``: retrain a model with a stability penalty until the checker certifies it.
+
+Pipeline: import the model (ONNX or state dict) → torch module (:func:`from_canonical`) → truncated-BPTT
+training with the δISS (or ISS) penalty on the differentiable residuals (:mod:`certify.train.residuals`)
+→ export ``OUTDIR/model.onnx`` + ``OUTDIR/model.pt`` (+ sidecar) → ``certify.api.check`` on the exported
+ONNX file (the same checker as ``certify check``; the training residuals only guide) → ``OUTDIR/report.json``
+(the checker's report) and ``OUTDIR/retrain.json`` (metrics before/after, epochs, residuals).
+If the checker does not certify, training continues with a doubled penalty weight (``--rounds`` times).
+Data format: docs/retrain.md.  Exit codes: 0 certified, 1 not certified, 3 bad input.
+GRU and LSTM stacks only (LP-GRNN / SS-NN have no differentiable residual here yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from certify.errors import CertifyError, InvalidInputError, UnsupportedModelError
+from certify.results import ExitCode
+
+__all__ = ["add_arguments", "load_data", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``certify retrain`` arguments to ``parser``.
+
+    >>> p = add_arguments(argparse.ArgumentParser())
+    >>> p.parse_args(["m.onnx", "--data", "d.npz", "-o", "out"]).target
+    'diss'
+    """
+    parser.add_argument("model", help="model file (ONNX or PyTorch state dict + sidecar)")
+    parser.add_argument("--data", required=True, help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test]")
+    parser.add_argument("--target", choices=("diss", "iss", "lmi"), default="diss",
+                        help="property to enforce (lmi: not supported for GRU/LSTM; see docs/retrain.md)")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--penalty-weight", type=float, default=1.0)
+    parser.add_argument("--clearance", type=float, default=0.05, help="ε: the penalty pushes ν below −ε")
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--seq-len", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--washout", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="training rounds (penalty weight doubles each)")
+    parser.add_argument("-o", "--output", required=True, help="output directory")
+    return parser
+
+
+def _arr(d: Any, key: str, path: str) -> np.ndarray:
+    a = np.asarray(d[key], dtype=float)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] < 2 or not np.all(np.isfinite(a)):
+        raise InvalidInputError(f"{path}: array {key!r} must be a finite (T, n) matrix, got shape {a.shape}.")
+    return a
+
+
+def load_data(path: str, m: int, p: int) -> dict[str, np.ndarray]:
+    """Read the npz: ``train``/``val``/``test`` pairs (keys ``u``, ``y`` …) checked against ``m`` inputs, ``p`` outputs.
+
+    Missing ``u_test``/``y_test``: the last 25 % of ``u``/``y``; missing ``u_val``/``y_val``: the last 20 % of
+    what remains for training.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            if "u" not in d or "y" not in d:
+                raise InvalidInputError(f"{path}: the npz needs arrays 'u' (T, m) and 'y' (T, p).")
+            out = {k: _arr(d, k, path) for k in ("u", "y", "u_val", "y_val", "u_test", "y_test") if k in d}
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read data file {path}: {exc}") from exc
+    for k, a in out.items():
+        want = m if k.startswith("u") else p
+        if a.shape[1] != want:
+            raise InvalidInputError(f"{path}: {k!r} has {a.shape[1]} columns, the model has {want}.")
+    for s in ("", "_val", "_test"):
+        if (f"u{s}" in out) != (f"y{s}" in out) or (f"u{s}" in out and out[f"u{s}"].shape[0] != out[f"y{s}"].shape[0]):
+            raise InvalidInputError(f"{path}: u{s} and y{s} must both be present with the same length.")
+    u, y = out["u"], out["y"]
+    if "u_test" not in out:
+        cut = int(0.75 * len(u))
+        out["u_test"], out["y_test"], u, y = u[cut:], y[cut:], u[:cut], y[:cut]
+    if "u_val" not in out:
+        cut = int(0.8 * len(u))
+        out["u_val"], out["y_val"], u, y = u[cut:], y[cut:], u[:cut], y[:cut]
+    if min(len(u), len(out["u_val"]), len(out["u_test"])) < 10:
+        raise InvalidInputError(f"{path}: too few samples for training/validation/test splits.")
+    out["u"], out["y"] = u, y
+    return out
+
+
+def _metadata(info: Any) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    if info.input_range is not None:
+        meta["certify.input_range"] = json.dumps({"low": info.input_range.low.tolist(),
+                                                  "high": info.input_range.high.tolist()})
+    for key, s in (("input_scaling", info.input_scaling), ("output_scaling", info.output_scaling)):
+        if s is not None:
+            meta[f"certify.{key}"] = json.dumps({"raw_low": s.raw_low.tolist(), "raw_high": s.raw_high.tolist(),
+                                                 "net_low": s.net_low, "net_high": s.net_high})
+    for key in ("input_names", "output_names"):
+        if getattr(info, key):
+            meta[f"certify.{key}"] = json.dumps(list(getattr(info, key)))
+    return meta
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``certify retrain``; returns the exit code (0 certified, 1 not, 3 bad input)."""
+    try:
+        return _run(args)
+    except CertifyError as exc:
+        print(f"certify retrain: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except ValueError as exc:  # bad option values (device, sizes)
+        print(f"certify retrain: {exc}", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from certify.api import check
+    from certify.importers import load_model
+    from certify.train.metrics import metrics
+    from certify.train.modules import export_onnx, from_canonical, save_state_dict
+    from certify.train.penalties import Penalty
+    from certify.train.residuals import gated_residuals
+    from certify.train.trainer import TrainConfig, simulate, train
+
+    net = load_model(args.model)
+    if net.architecture not in ("gru", "lstm"):
+        raise UnsupportedModelError(f"retrain supports GRU and LSTM stacks; this model is {net.architecture!r}.")
+    if args.target == "lmi":
+        raise UnsupportedModelError("--target lmi applies to LP-GRNN models only, which retrain does not support "
+                                    "yet; use --target diss.")
+    if args.epochs < 1 or args.rounds < 1 or args.penalty_weight < 0 or not args.clearance >= 0:
+        raise InvalidInputError("--epochs and --rounds must be ≥ 1, --penalty-weight and --clearance ≥ 0.")
+    module = from_canonical(net)
+    info = net.info
+    p = module.head.out_features if module.head is not None else module.hidden
+    data = load_data(args.data, module.n_in, p)
+    if info.input_scaling is not None:  # data in plant units → network units
+        for k in ("u", "u_val", "u_test"):
+            data[k] = info.input_scaling.to_net(data[k])
+    if info.output_scaling is not None:
+        for k in ("y", "y_val", "y_test"):
+            data[k] = info.output_scaling.to_net(data[k])
+    to_raw = info.output_scaling.to_raw if info.output_scaling is not None else (lambda a: a)
+    w = args.washout
+
+    def test_metrics() -> dict[str, list[float]]:
+        return metrics(to_raw(data["y_test"][w:]), to_raw(simulate(module, data["u_test"])[w:]))
+
+    before = test_metrics()
+    u_bar = torch.as_tensor(info.input_range.abs_bound) if info.input_range is not None else None
+    target = args.target
+
+    def res(m):
+        return gated_residuals(m, None if u_bar is None else u_bar.to(next(m.parameters()).device)).of(target)
+
+    os.makedirs(args.output, exist_ok=True)
+    onnx_path = os.path.join(args.output, "model.onnx")
+    method = "diss"
+    weight, report, result, rounds = args.penalty_weight, None, None, []
+    for rnd in range(args.rounds):
+        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
+                          washout=w, seed=args.seed + rnd, device=args.device)
+        result = train(module, data["u"], data["y"], data["u_val"], data["y_val"], cfg, residuals=res,
+                       penalty=Penalty(weight=weight, eps=args.clearance))
+        module = module.cpu().float()
+        rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
+                       "worst_residual": result.worst_residual, "epochs_run": len(result.history)})
+        if result.best_epoch is not None:
+            export_onnx(module, onnx_path, seq_len=max(2, args.seq_len), metadata=_metadata(info))
+            report = check(onnx_path, method=method, falsify_budget=0.0)
+            if report.exit_code is ExitCode.CERTIFIED:
+                break
+        weight *= 2.0
+    if report is None:  # no epoch certified: still write the (uncertified) last weights and check them
+        export_onnx(module, onnx_path, seq_len=max(2, args.seq_len), metadata=_metadata(info))
+        report = check(onnx_path, method=method)
+    side = {k: v for k, v in {
+        "input_names": list(info.input_names) or None, "output_names": list(info.output_names) or None,
+        "input_range": None if info.input_range is None else {"low": info.input_range.low.tolist(),
+                                                              "high": info.input_range.high.tolist()},
+    }.items() if v is not None}
+    save_state_dict(module, os.path.join(args.output, "model.pt"), **side)
+    with open(os.path.join(args.output, "report.json"), "w", encoding="utf-8") as fh:
+        fh.write(report.to_json())
+    after = test_metrics()
+    worst = max(float(v.detach()) for v in res(module))
+    summary = {"model": os.fspath(args.model), "target": target, "verdict": report.verdict.value,
+               "rounds": rounds, "worst_residual": worst, "test_before": before, "test_after": after}
+    with open(os.path.join(args.output, "retrain.json"), "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2)
+    fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
+    print(f"test before: {fmt(before)}")
+    print(f"test after:  {fmt(after)}")
+    print(f"worst training residual ν = {worst:.4g}; checker verdict: {report.verdict.value} "
+          f"(report: {os.path.join(args.output, 'report.json')})")
+    return 0 if report.exit_code is ExitCode.CERTIFIED else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m certify.train.retrain``)."""
+    return run(add_arguments(argparse.ArgumentParser(prog="certify retrain")).parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
