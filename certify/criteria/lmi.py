@@ -196,7 +196,7 @@ def balance_lure(sys: LureSystem) -> tuple[LureSystem, np.ndarray, np.ndarray]:
     """
     from scipy.linalg import matrix_balance
 
-    n, m = sys.n, sys.m
+    n = sys.n
     M = np.block([[np.abs(sys.A), np.abs(sys.B)], [np.abs(sys.C), np.abs(sys.D)]])
     _, (d, _) = matrix_balance(M, permute=False, separate=True)
     T, S = d[:n], d[n:]
