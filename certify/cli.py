@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plants", help="list the built-in plants for --plant")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+    from certify.train.retrain import add_arguments as retrain_arguments  # no torch/numpy at import
+
+    r = sub.add_parser("retrain", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+                       help="retrain a GRU/LSTM with a stability penalty until it certifies (needs torch)",
+                       description="Retrain MODEL on DATA with the δISS penalty until `certify check` certifies it; "
+                                   "writes model.onnx, model.pt (+ sidecar), report.json to the output folder. "
+                                   "See docs/retrain.md.")
+    retrain_arguments(r)
+    r.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
 
@@ -253,7 +263,13 @@ def cmd_plants(args: argparse.Namespace) -> int:
     return int(ExitCode.CERTIFIED)
 
 
-_COMMANDS = {"check": cmd_check, "inspect": cmd_inspect, "plants": cmd_plants}
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from certify.train.retrain import run
+
+    return run(args)
+
+
+_COMMANDS = {"check": cmd_check, "inspect": cmd_inspect, "plants": cmd_plants, "retrain": cmd_retrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

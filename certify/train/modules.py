@@ -173,7 +173,7 @@ class _StepNet(nn.Module):
     """Sequence forward by repeated ``step``."""
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = torch.zeros(u.shape[0], self.n_state, dtype=u.dtype)
+        x = torch.zeros(u.shape[0], self.n_state, dtype=u.dtype, device=u.device)
         ys = []
         for t in range(u.shape[1]):
             x, y = self.step(x, u[:, t])

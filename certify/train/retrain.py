@@ -16,9 +16,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from certify.errors import CertifyError, InvalidInputError, UnsupportedModelError
 from certify.results import ExitCode
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--penalty-weight", type=float, default=1.0)
+    parser.add_argument("--penalty-weight", type=float, default=0.1)
     parser.add_argument("--clearance", type=float, default=0.05, help="ε: the penalty pushes ν below −ε")
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seq-len", type=int, default=100)
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _arr(d: Any, key: str, path: str) -> np.ndarray:
+    import numpy as np
+
     a = np.asarray(d[key], dtype=float)
     if a.ndim == 1:
         a = a[:, None]
@@ -61,6 +64,8 @@ def _arr(d: Any, key: str, path: str) -> np.ndarray:
 
 
 def load_data(path: str, m: int, p: int) -> dict[str, np.ndarray]:
+    import numpy as np  # noqa: F811
+
     """Read the npz: ``train``/``val``/``test`` pairs (keys ``u``, ``y`` …) checked against ``m`` inputs, ``p`` outputs.
 
     Missing ``u_test``/``y_test``: the last 25 % of ``u``/``y``; missing ``u_val``/``y_val``: the last 20 % of
