@@ -311,7 +311,9 @@ def test_loading_onnx_does_not_import_torch(tmp_path):
 
 def test_summary_is_json_serialisable(tmp_path):
     path = save(gru_lbr0_model(np.random.default_rng(0), 2, 3, 1, 1), tmp_path / "m.onnx")
-    json.dumps(load_model(path).summary())
+    summary = json.loads(json.dumps(load_model(path).summary()))
+    assert summary["architecture"] == "gru" and summary["n_inputs"] == 2
+    assert summary["layers"][0]["reset_after"] is False  # linear_before_reset=0 → Cho/Bonassi convention
 
 
 @pytest.mark.torch

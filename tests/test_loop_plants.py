@@ -115,6 +115,12 @@ def test_continuous_plant_file_is_discretised(tmp_path):
         ('[plant]\nbuiltin = "boiler"\n[network]\ninputs = ["y:E"]\n[controller]\nkp=1\nactuator="u1_fuel"\n'
          'reference=1\n', "needs 'ki'"),
         ("this is = not [toml", "not valid TOML"),
+        ('[plant]\nA=[[0.5]]\nB=[[1,"a"]]\nC=[[1]]\nTs=1\n[network]\ninputs=["y:y1"]\n[controller]\nkp=1\nki=1\n'
+         'actuator="u1"\nreference=0\n', "B is not a numeric array"),
+        ('[plant]\nA=[[0.5]]\nB=[[1]]\nC=[[1]]\nTs=1\nu_min=["x"]\n[network]\ninputs=["y:y1"]\n[controller]\n'
+         'kp=1\nki=1\nactuator="u1"\nreference=0\n', "u_min is not a list of numbers"),
+        ('[plant]\nA=[[0.5]]\nB=[[1]]\nC=[[1]]\nTs=1\ncontinuous=true\nD=[[1, 2]]\n[network]\ninputs=["y:y1"]\n'
+         '[controller]\nkp=1\nki=1\nactuator="u1"\nreference=0\n', r"D has shape \(1, 2\), expected \(1, 1\)"),
     ],
 )
 def test_bad_loop_files(tmp_path, body, message):
@@ -122,6 +128,19 @@ def test_bad_loop_files(tmp_path, body, message):
     f.write_text(body)
     with pytest.raises(LoopSpecError, match=message):
         load_loop_file(f)
+
+
+def test_loop_without_actuator_limits_is_refused_with_a_reason():
+    from certify.loop.assemble import assemble
+    from certify.loop.spec import loop_from_mapping
+    from certify.networks import ElmanLayer, LinearHead, Network
+
+    spec_body = {"plant": {"A": [[0.5]], "B": [[1.0]], "C": [[1.0]], "Ts": 1.0}, "network": {"inputs": ["y:y1"]},
+                 "controller": {"kp": 0.1, "ki": 0.1, "actuator": "u1", "reference": 0.0}}
+    spec = loop_from_mapping(spec_body)
+    net = Network((ElmanLayer(W=[[0.0]], U=[[0.0]], b=[0.0]),), head=LinearHead(W=[[0.0]], b=[0.0], D=[[1.0]]))
+    with pytest.raises(LoopSpecError, match="needs finite actuator limits"):
+        assemble(net, spec)
 
 
 def test_default_loops_parse():

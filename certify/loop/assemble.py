@@ -59,7 +59,6 @@ def plant_block(spec: LoopSpec) -> SNOF:
 
 
 def pi_block(pi: PIController) -> SNOF:
-    sat = (Channel("saturation", limits=(pi.u_min, pi.u_max)),)
     if not (np.isfinite(pi.u_min) and np.isfinite(pi.u_max)):
         from certify.errors import LoopSpecError
 
@@ -67,6 +66,7 @@ def pi_block(pi: PIController) -> SNOF:
             "the PI controller needs finite actuator limits u_min and u_max (a saturated PI); set them in the "
             "loop file's [controller] table or in the plant's u_min/u_max."
         )
+    sat = (Channel("saturation", limits=(pi.u_min, pi.u_max)),)
     if pi.form == "velocity":
         return SNOF(
             A=np.zeros((2, 2)), B_p=[[1.0], [0.0]], B_w=[[0.0], [1.0]],

@@ -92,7 +92,10 @@ class Plant:
         defaults = {"x_op": (n, 0.0), "u_op": (m, 0.0), "y_op": (p, 0.0), "u_min": (m, -np.inf), "u_max": (m, np.inf)}
         for k, (size, fill) in defaults.items():
             v = getattr(self, k)
-            arr = np.full(size, fill) if v is None else np.array(v, dtype=np.float64).reshape(-1)
+            try:
+                arr = np.full(size, fill) if v is None else np.array(v, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise LoopSpecError(f"{o}: {k} is not a list of numbers.") from None
             if arr.shape != (size,):
                 raise LoopSpecError(f"{o}: {k} has {arr.size} entries, expected {size}.")
             if np.any(np.isnan(arr)):
@@ -210,20 +213,11 @@ def plant_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Plant:
             kw[k] = tuple(kw[k])
     kw.setdefault("name", Path(source).stem if source else "plant")
     kw["source"] = source
-    B = np.atleast_2d(np.asarray(data["B"], dtype=np.float64)) if not isinstance(data["B"], str) else data["B"]
-    C = data["C"]
-    D = data.get("D")
-    if D is None:
-        try:
-            D = np.zeros((np.atleast_2d(np.asarray(C, dtype=float)).shape[0], np.asarray(B).shape[1]))
-        except (TypeError, ValueError, IndexError):
-            raise LoopSpecError(f"plant {source}: C and B must be numeric matrices.") from None
+    # validate as a discrete plant first (clear errors naming the matrix), then discretise if asked
+    plant = Plant(A=data["A"], B=data["B"], C=data["C"], D=data.get("D"), Ts=data["Ts"], **kw)
     if data.get("continuous", False):
-        try:
-            return plant_from_continuous(data["A"], B, C, D, data["Ts"], **kw)
-        except ValueError as exc:
-            raise LoopSpecError(f"plant {source}: cannot discretise ({exc}).") from None
-    return Plant(A=data["A"], B=B, C=C, D=D, Ts=data["Ts"], **kw)
+        return plant_from_continuous(plant.A, plant.B, plant.C, plant.D, plant.Ts, **kw)
+    return plant
 
 
 def load_plant_file(path: str | Path) -> Plant:
