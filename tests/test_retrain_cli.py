@@ -14,7 +14,7 @@ from certify.api import check
 from certify.datasets import quadruple_tank_dataset
 from certify.results import Verdict
 from certify.train.metrics import fit
-from certify.train.modules import GRUNet, export_onnx
+from certify.train.modules import ElmanNet, GRUNet, export_onnx
 from certify.train.retrain import add_arguments, run
 from certify.train.trainer import TrainConfig, simulate, train
 
@@ -58,8 +58,8 @@ def test_retrain_certifies_uncertified_gru(quadtank, capsys):
     assert json.loads((out / "report.json").read_text())["verdict"] == "certified"
     summary = json.loads((out / "retrain.json").read_text())
     after = float(np.mean(summary["test_after"]["fit"]))
-    # stated tolerance: on this tiny budget the certified model loses at most 30 FIT points (mean over h1, h2)
-    assert after > plain_fit - 30.0, (after, plain_fit)
+    # stated tolerance: the certified model loses at most 10 FIT points (mean over h1, h2; measured: 32.1 → 26.7)
+    assert after > plain_fit - 10.0, (after, plain_fit)
     assert summary["worst_residual"] < 0
     assert "test after" in capsys.readouterr().out
 
@@ -85,3 +85,49 @@ def test_bad_model_and_target_exit_3(quadtank, tmp_path, capsys):
     assert run(_args(str(root / "plain.onnx"), "--data", str(root / "d.npz"), "-o", str(tmp_path),
                      "--target", "lmi")) == 3
     assert "lmi" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def elman_plain(quadtank):
+    """An unconstrained Elman RNN (hidden 5) on the same data: not certified by either criterion."""
+    root, _ = quadtank
+    d = np.load(root / "d.npz")
+    u, y = d["u"], d["y"]
+    torch.manual_seed(1)
+    m = ElmanNet(2, 5, n_out=2)
+    with torch.no_grad():
+        m.rnn.weight_hh_l0.mul_(3.0)
+    cfg = TrainConfig(epochs=20, seq_len=60, washout=10, lr=2e-2, device="cpu", require_certified=False,
+                      progress=False)
+    train(m, u[:480], y[:480], u[480:600], y[480:600], cfg)
+    export_onnx(m, str(root / "elman.onnx"), seq_len=10, metadata=META)
+    return root
+
+
+def _converges(net, seed: int = 0) -> float:
+    """Largest final distance between 20 random-start trajectories under one constant input (GAS ⇒ → 0)."""
+    rng = np.random.default_rng(seed)
+    u = np.tile(rng.uniform(-1, 1, net.n_inputs), (400, 1))
+    finals = [net.simulate(u, x0=rng.uniform(-3, 3, net.n_states)).x[-1] for _ in range(20)]
+    return max(float(np.abs(f - finals[0]).max()) for f in finals)
+
+
+@pytest.mark.parametrize("target, method", [("lmi", "lmi"), ("diss", "diss")])
+def test_retrain_certifies_uncertified_elman(elman_plain, target, method, capsys):
+    from certify.importers import load_model
+
+    root = elman_plain
+    for meth in ("diss", "lmi"):
+        assert check(str(root / "elman.onnx"), method=meth, falsify_budget=0).verdict is not Verdict.CERTIFIED
+    out = root / f"out_elman_{target}"
+    rc = run(_args(str(root / "elman.onnx"), "--data", str(root / "d.npz"), "-o", str(out), "--epochs", "30",
+                   "--device", "cpu", "--seq-len", "60", "--lr", "2e-2", "--target", target))
+    assert rc == 0, capsys.readouterr()
+    assert check(str(out / "model.onnx"), method=method).verdict is Verdict.CERTIFIED
+    summary = json.loads((out / "retrain.json").read_text())
+    assert summary["architecture"] == "elman" and summary["method"] == method
+    assert _converges(load_model(str(out / "model.onnx"))) < 1e-6
+    # stated tolerance: at most 10 FIT points lost on the test data (measured: lmi −23.9 → −9.0, diss → −25.4;
+    # this tiny Elman fits the four-tank poorly either way — the point is that certification costs little)
+    before, after = (float(np.mean(summary[k]["fit"])) for k in ("test_before", "test_after"))
+    assert after > before - 10.0, (before, after)

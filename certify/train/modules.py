@@ -281,6 +281,10 @@ def to_canonical(module: nn.Module) -> Network:
                                    V_h=_np(c.V_h), b_h=_np(c.b_h), z=1.0 / (1.0 + np.exp(-_np(c.theta_z))))
                        for c in module.layers)
         return Network(layers=layers, head=head)
+    from certify.train.cells import AffineCellNet
+
+    if isinstance(module, AffineCellNet):
+        return Network(layers=(module.to_canonical(),))
     if isinstance(module, SSNN):
         names = ("A", "B", "C", "D", "W_fx", "W_fu", "b_f", "W_x", "b_x", "W_gx", "W_gu", "b_g", "W_y", "b_y")
         layer = StateSpaceLayer(**{n: _np(getattr(module, n)) for n in names}, activation=module.activation)
@@ -351,6 +355,10 @@ def from_canonical(net: Network) -> nn.Module:
                    linear=s.linear)
         for n in ("A", "B", "C", "D", "W_fx", "W_fu", "b_f", "W_x", "b_x", "W_gx", "W_gu", "b_g", "W_y", "b_y"):
             _set(getattr(mod, n), getattr(s, n))
+    elif kind == "affine_cell" and len(net.layers) == 1 and head is None:
+        from certify.train.cells import AffineCellNet
+
+        return AffineCellNet(L0)
     else:
         raise UnsupportedModelError(f"from_canonical: no torch module mirrors a {kind!r} network here.")
     if head is not None:

@@ -7,7 +7,12 @@ ONNX file (the same checker as ``certify check``; the training residuals only gu
 (the checker's report) and ``OUTDIR/retrain.json`` (metrics before/after, epochs, residuals).
 If the checker does not certify, training continues with a doubled penalty weight (``--rounds`` times).
 Data format: docs/retrain.md.  Exit codes: 0 certified, 1 not certified, 3 bad input.
-GRU and LSTM stacks only (LP-GRNN / SS-NN have no differentiable residual here yet).
+
+Targets: ``diss``/``iss`` — GRU/LSTM stacks with the Bonassi residuals (:mod:`certify.train.residuals`),
+Elman/LP-GRNN/SS-NN/one-step affine cells with the contraction residuals
+(:mod:`certify.train.contraction`), judged by ``check --method diss``; ``lmi`` — affine cells only, the
+anchored LMI penalty of :mod:`certify.train.lmi_penalty`, epochs selected by a validated LMI certificate,
+judged by ``check --method lmi``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("model", help="model file (ONNX or PyTorch state dict + sidecar)")
     parser.add_argument("--data", required=True, help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test]")
     parser.add_argument("--target", choices=("diss", "iss", "lmi"), default="diss",
-                        help="property to enforce (lmi: not supported for GRU/LSTM; see docs/retrain.md)")
+                        help="property to enforce: diss/iss (closed-form residuals), lmi (affine cells only: "
+                             "Elman, LP-GRNN, SS-NN, one-step cell graphs; see docs/retrain.md)")
+    parser.add_argument("--solver", default=None, help="conic solver for --target lmi (default: automatic)")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -113,6 +120,20 @@ def _metadata(info: Any) -> dict[str, str]:
     return meta
 
 
+_GATED = ("gru", "lstm")
+_AFFINE = ("elman", "lpgrnn", "ssnn", "affine_cell")
+
+
+def _export(module: Any, path: str, args: argparse.Namespace, info: Any) -> None:
+    """Fused ONNX ops for GRU/LSTM/Elman stacks, a one-step cell graph for LP-GRNN, SS-NN and affine cells."""
+    from certify.train.modules import export_onnx, export_step_onnx
+
+    if getattr(module, "kind", "") in ("gru", "lstm", "rnn"):
+        export_onnx(module, path, seq_len=max(2, args.seq_len), metadata=_metadata(info))
+    else:
+        export_step_onnx(module, path, metadata=_metadata(info))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``certify retrain``; returns the exit code (0 certified, 1 not, 3 bad input)."""
     try:
@@ -131,22 +152,24 @@ def _run(args: argparse.Namespace) -> int:
     from certify.api import check
     from certify.importers import load_model
     from certify.train.metrics import metrics
-    from certify.train.modules import export_onnx, from_canonical, save_state_dict
+    from certify.train.modules import from_canonical, save_state_dict
     from certify.train.penalties import Penalty
     from certify.train.residuals import gated_residuals
     from certify.train.trainer import TrainConfig, simulate, train
 
     net = load_model(args.model)
-    if net.architecture not in ("gru", "lstm"):
-        raise UnsupportedModelError(f"retrain supports GRU and LSTM stacks; this model is {net.architecture!r}.")
-    if args.target == "lmi":
-        raise UnsupportedModelError("--target lmi applies to LP-GRNN models only, which retrain does not support "
-                                    "yet; use --target diss.")
+    arch = net.architecture
+    if arch not in _GATED + _AFFINE:
+        raise UnsupportedModelError(f"retrain supports GRU, LSTM, Elman, LP-GRNN and SS-NN networks and one-step "
+                                    f"affine cell graphs; this model is {arch!r}.")
+    if args.target == "lmi" and arch in _GATED:
+        raise UnsupportedModelError("--target lmi needs an affine cell (Elman, LP-GRNN, SS-NN, one-step cell "
+                                    "graph): GRU/LSTM cells have no exact SNOF. Use --target diss.")
     if args.epochs < 1 or args.rounds < 1 or args.penalty_weight < 0 or not args.clearance >= 0:
         raise InvalidInputError("--epochs and --rounds must be ≥ 1, --penalty-weight and --clearance ≥ 0.")
     module = from_canonical(net)
     info = net.info
-    p = module.head.out_features if module.head is not None else module.hidden
+    p = net.n_outputs
     data = load_data(args.data, module.n_in, p)
     if info.input_scaling is not None:  # data in plant units → network units
         for k in ("u", "u_val", "u_test"):
@@ -161,44 +184,60 @@ def _run(args: argparse.Namespace) -> int:
         return metrics(to_raw(data["y_test"][w:]), to_raw(simulate(module, data["u_test"])[w:]))
 
     before = test_metrics()
-    u_bar = torch.as_tensor(info.input_range.abs_bound) if info.input_range is not None else None
     target = args.target
+    select = None
+    if arch in _GATED:
+        u_bar = torch.as_tensor(info.input_range.abs_bound) if info.input_range is not None else None
 
-    def res(m):
-        return gated_residuals(m, None if u_bar is None else u_bar.to(next(m.parameters()).device)).of(target)
+        def res(m):
+            return gated_residuals(m, None if u_bar is None else u_bar.to(next(m.parameters()).device)).of(target)
+        method = "diss"
+    elif target == "lmi":
+        from certify.train.lmi_penalty import LMITarget
+
+        lmi_target = LMITarget(solver=args.solver)
+        res, select, method = lmi_target.residuals, lmi_target.select, "lmi"
+    else:
+        from certify.train.contraction import affine_residuals
+
+        def res(m):
+            return affine_residuals(m).of(target)
+        method = "diss"
 
     os.makedirs(args.output, exist_ok=True)
     onnx_path = os.path.join(args.output, "model.onnx")
-    method = "diss"
     weight, report, result, rounds = args.penalty_weight, None, None, []
     for rnd in range(args.rounds):
         cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                           washout=w, seed=args.seed + rnd, device=args.device)
         result = train(module, data["u"], data["y"], data["u_val"], data["y_val"], cfg, residuals=res,
-                       penalty=Penalty(weight=weight, eps=args.clearance))
+                       penalty=Penalty(weight=weight, eps=args.clearance), select=select)
         module = module.cpu().float()
         rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
                        "worst_residual": result.worst_residual, "epochs_run": len(result.history)})
         if result.best_epoch is not None:
-            export_onnx(module, onnx_path, seq_len=max(2, args.seq_len), metadata=_metadata(info))
-            report = check(onnx_path, method=method, falsify_budget=0.0)
+            _export(module, onnx_path, args, info)
+            report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
             if report.exit_code is ExitCode.CERTIFIED:
                 break
         weight *= 2.0
     if report is None:  # no epoch certified: still write the (uncertified) last weights and check them
-        export_onnx(module, onnx_path, seq_len=max(2, args.seq_len), metadata=_metadata(info))
-        report = check(onnx_path, method=method)
+        _export(module, onnx_path, args, info)
+        report = check(onnx_path, method=method, solver=args.solver)
     side = {k: v for k, v in {
         "input_names": list(info.input_names) or None, "output_names": list(info.output_names) or None,
         "input_range": None if info.input_range is None else {"low": info.input_range.low.tolist(),
                                                               "high": info.input_range.high.tolist()},
     }.items() if v is not None}
-    save_state_dict(module, os.path.join(args.output, "model.pt"), **side)
+    state_dict = None
+    if hasattr(module, "sidecar"):  # one-step affine cells have no state-dict layout: model.onnx only
+        state_dict = save_state_dict(module, os.path.join(args.output, "model.pt"), **side)[0]
     with open(os.path.join(args.output, "report.json"), "w", encoding="utf-8") as fh:
         fh.write(report.to_json())
     after = test_metrics()
-    worst = max(float(v.detach()) for v in res(module))
-    summary = {"model": os.fspath(args.model), "target": target, "verdict": report.verdict.value,
+    worst = float(select(module)) if select is not None else max(float(v.detach()) for v in res(module))
+    summary = {"model": os.fspath(args.model), "architecture": arch, "target": target, "method": method,
+               "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
                "rounds": rounds, "worst_residual": worst, "test_before": before, "test_after": after}
     with open(os.path.join(args.output, "retrain.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)

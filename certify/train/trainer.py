@@ -106,7 +106,8 @@ def _windows(rng: np.random.Generator, T: int, L: int, n: int) -> np.ndarray:
 
 def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_val: np.ndarray,
           config: TrainConfig = TrainConfig(), *, residuals: ResidualFn | None = None,
-          penalty: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None) -> TrainResult:
+          penalty: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
+          select: Callable[[nn.Module], float] | None = None) -> TrainResult:
     """Train ``module`` in place on ``(u, y)`` (T, m)/(T, p) in network units; keep the best epoch.
 
     Parameters
@@ -120,6 +121,9 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
         ``module → [ν_layer …]`` (e.g. ``lambda m: gated_residuals(m, ū).diss``); drives selection.
     penalty : callable, optional
         ``[ν …] → scalar`` added to the loss (:class:`~certify.train.penalties.Penalty`).
+    select : callable, optional
+        ``module → ν`` evaluated once per epoch, replacing ``max(residuals(module))`` for the epoch
+        selection (e.g. :meth:`certify.train.lmi_penalty.LMITarget.select`, which solves the LMI).
 
     >>> from certify.train.modules import GRUNet
     >>> u = np.random.default_rng(0).uniform(-1, 1, (200, 1)); y = np.cumsum(u, 0) * 0.05
@@ -134,12 +138,13 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
     if dev.type == "cpu":  # small recurrent models: one thread is several times faster than two contending
         torch.set_num_threads(1)
     try:
-        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty)
+        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty, select)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, residuals, penalty) -> TrainResult:
+def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, residuals, penalty,
+           select=None) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     module.to(dev).float().train()
@@ -177,7 +182,9 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
         val_mse = float(np.mean((y_sim[w:] - np.asarray(y_val)[w:]) ** 2))
         val_fit = float(np.mean(fit(np.asarray(y_val)[w:], y_sim[w:])))
         worst = None
-        if residuals is not None:
+        if select is not None:
+            worst = float(select(module))
+        elif residuals is not None:
             with torch.no_grad():
                 worst = max(float(v) for v in residuals(module))
         rec = EpochRecord(epoch, loss_sum / cfg.batches_per_epoch, val_mse, val_fit, worst)
