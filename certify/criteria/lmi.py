@@ -327,10 +327,14 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                   validation={} if val is None else val.to_dict(),
                   margin=None if val is None else val.max_eig_M)
     if last.proved:
+        t4 = last.certificate is not None and bool(np.any(np.asarray(last.certificate.multipliers.get("T4", 0.0)) > 0))
+        scope = ("the odd-nonlinearity term T4 is used, which is valid only where the shifted channels are odd "
+                 "(pre-activations zero at the equilibrium), so this holds for the constant input checked only."
+                 if t4 else "the LMI does not depend on the constant input, so this holds for every constant input "
+                 "that has an equilibrium.")
         msg = (f"{last.criterion} LMI feasible with a validated certificate (max eig M = {val.max_eig_M:.3e}): "
                "the equilibrium is globally asymptotically stable (hence unique) for every slope-restricted "
-               "nonlinearity in the declared class; the LMI does not depend on the constant input, so this "
-               "holds for every constant input that has an equilibrium.")
+               f"nonlinearity in the declared class; {scope}")
         return CheckResult(name=name, property=prop, status=CheckStatus.PROVED, message=msg, quantities=q,
                            seconds=time.perf_counter() - t0, **common)
     status = CheckStatus.ERROR if last.outcome is None else CheckStatus.NOT_PROVED
