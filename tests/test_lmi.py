@@ -183,3 +183,13 @@ def test_property_criteria_are_nested_circle_popov_lure_postnikov(seed, gain):
     sys = LureSystem(A, gain * rng.normal(size=(2, 1)), rng.normal(size=(1, 2)), [[0.0]], [1.0])
     c, p, k = (solve_lmi(sys, crit).proved for crit in ("circle", "popov", "lure_postnikov"))
     assert (not c or p) and (not p or k)
+
+
+def test_message_scope_depends_on_the_odd_term():
+    """T4 (odd channels) is valid only at the checked equilibrium: the message must not claim every input."""
+    f = SNOF(A=A2, B_p=0.7 * B2, C_q=C2, channels=(Channel("tanh"),))   # circle fails, LP with T4 proves
+    res = check_lmi(f, criterion="lure_postnikov")
+    assert res.proved and res.quantities["odd"]
+    assert "constant input checked only" in res.message and "every constant input" not in res.message
+    circle = check_lmi(_scalar(0.5, -1.0, 1.0), criterion="circle")
+    assert "every constant input" in circle.message
