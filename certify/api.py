@@ -43,9 +43,34 @@ _UNKNOWN_RANGE_NOTE = (
 def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None = None) -> Network:
     """Read a model file (ONNX or PyTorch state dict) into a canonical :class:`~certify.networks.Network`.
 
-    Raises an :class:`~certify.errors.InvalidInputError` subclass for missing, malformed or unsupported
-    files.
+    The format is recognised by content, not by extension (docs/formats.md).
 
+    Parameters
+    ----------
+    path : str or PathLike
+        An ONNX file or a PyTorch state dict (with an optional sidecar ``<path>.certify.json``).
+    input_range : InputRange, optional
+        Network-input box; overrides the range in the model's metadata or sidecar.
+
+    Returns
+    -------
+    Network
+        The float64 network; ``net.info`` holds the source format, path, SHA-256, signal names,
+        input range and scalings.
+
+    Raises
+    ------
+    InvalidInputError
+        A subclass of it (``ModelFileError``, ``UnsupportedModelError``, ``WeightError``) for missing,
+        malformed or unsupported files.
+
+    Examples
+    --------
+    >>> import os, certify
+    >>> zoo = os.path.join(os.path.dirname(certify.__file__), os.pardir, "models_zoo")
+    >>> net = load_model(os.path.join(zoo, "gru_small.onnx"))
+    >>> net.architecture, net.n_inputs, net.n_outputs, net.info.source_format
+    ('gru', 2, 1, 'onnx')
     >>> load_model("no/such/model.onnx")
     Traceback (most recent call last):
     ...
@@ -68,6 +93,20 @@ def as_input_range(spec: Any, n_inputs: int) -> InputRange:
 
     Scalars and one-element lists apply to every input.
 
+    Parameters
+    ----------
+    spec : InputRange or (low, high)
+        ``low`` and ``high`` are scalars or sequences of ``n_inputs`` (or one) numbers.
+    n_inputs : int
+        Number of network inputs the range must cover.
+
+    Raises
+    ------
+    InvalidInputError
+        Malformed ``spec`` or a length that does not match ``n_inputs``.
+
+    Examples
+    --------
     >>> as_input_range((-2.0, 2.0), 3).high.tolist()
     [2.0, 2.0, 2.0]
     """
@@ -251,6 +290,13 @@ def check(
         Called with a short label at each stage.
     created : str, optional
         Timestamp to put in the report (for reproducible output).
+
+    Returns
+    -------
+    Report
+        Verdict, exit code, reasons, checks and assumptions; render it with ``to_text()``,
+        ``to_json()``, ``to_markdown()`` or ``to_html()``.  Bad input gives a report with verdict
+        ``invalid_input`` instead of an exception.
 
     Examples
     --------

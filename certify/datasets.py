@@ -15,7 +15,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Dataset:
-    """Input/output sequences with signal names, in plant units."""
+    """Input/output sequences with signal names, in plant units.
+
+    :meth:`save` writes the ``.npz`` that ``certify retrain --data`` reads (arrays ``u`` (T, m),
+    ``y`` (T, p), plus ``input_names``, ``output_names`` and ``Ts``).
+
+    >>> import os, tempfile
+    >>> d = Dataset(u=np.zeros((3, 1)), y=np.ones((3, 1)), input_names=("u",), output_names=("y",), Ts=1.0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.npz")
+    >>> d.save(path)
+    >>> sorted(np.load(path).files)
+    ['Ts', 'input_names', 'output_names', 'u', 'y']
+    """
 
     u: np.ndarray
     y: np.ndarray
@@ -46,6 +57,10 @@ def boiler_pressure_dataset(T: int = 3000, seed: int = 0, Ts: float = 10.0) -> D
 
     The fuel input enters delayed by one sample, as it does in the loop (the network reads the
     velocity PI's state u(k−1), which keeps the loop causal).
+
+    >>> d = boiler_pressure_dataset(T=20)
+    >>> d.u.shape, d.y.shape, d.input_names, d.output_names
+    ((20, 4), (20, 1), ('E', 'u1_prev', 'u2', 'u3'), ('p',))
     """
     from certify.loop.boiler_model import U_OP4, X_OP4, simulate_boiler
 
@@ -58,7 +73,28 @@ def boiler_pressure_dataset(T: int = 3000, seed: int = 0, Ts: float = 10.0) -> D
 
 
 def quadruple_tank_dataset(T: int = 4000, seed: int = 0, Ts: float = 15.0) -> Dataset:
-    """Quadruple-tank identification data (seed 003 §V): inputs (qa, qb) in m³/h, outputs (h1, h2) in m."""
+    """Quadruple-tank identification data (seed 003 §V): inputs (qa, qb) in m³/h, outputs (h1, h2) in m.
+
+    Parameters
+    ----------
+    T : int
+        Number of samples.
+    seed : int
+        Seed of the multi-level pseudo-random step inputs.
+    Ts : float
+        Sampling time in seconds (the plant is integrated with RK4, ten sub-steps per sample).
+
+    Returns
+    -------
+    Dataset
+        Starts at the equilibrium of the built-in ``quadruple_tank`` plant.
+
+    Examples
+    --------
+    >>> d = quadruple_tank_dataset(T=50)
+    >>> d.u.shape, d.y.shape, d.input_names, d.output_names, d.Ts
+    ((50, 2), (50, 2), ('qa', 'qb'), ('h1', 'h2'), 15.0)
+    """
     from certify.loop.builtin import QUAD_Q_MAX, quadruple_tank_equilibrium, quadruple_tank_f
 
     rng = np.random.default_rng(seed)

@@ -87,6 +87,9 @@ class CheckStatus(str, enum.Enum):
     ``disproved``: a re-checked counterexample shows the property is false.
     ``not_applicable``: the criterion does not apply to this model (with a reason).
     ``error``: the check failed to run (solver crash, timeout); never counts as proved.
+
+    >>> CheckStatus("not_proved"), CheckStatus.PROVED.value
+    (<CheckStatus.NOT_PROVED: 'not_proved'>, 'proved')
     """
 
     PROVED = "proved"
@@ -97,7 +100,15 @@ class CheckStatus(str, enum.Enum):
 
 
 class Property(str, enum.Enum):
-    """Properties certify can prove."""
+    """Properties certify can prove.
+
+    ``iss`` and ``delta_iss``: (incremental) input-to-state stability of a network on its input range;
+    ``gas``: global asymptotic stability of the (shifted) equilibrium; ``well_posed``: the implicit
+    SNOF equations have a unique solution.
+
+    >>> [p.value for p in Property]
+    ['iss', 'delta_iss', 'gas', 'well_posed']
+    """
 
     ISS = "iss"
     DELTA_ISS = "delta_iss"
@@ -123,6 +134,12 @@ class Counterexample:
         JSON-serialisable numbers that let anyone re-simulate the witness (lists, floats).
     residual : float
         How well the witness satisfies its defining equations (e.g. fixed-point residual), float64.
+
+    Examples
+    --------
+    >>> cex = Counterexample("multiple_equilibria", "two equilibria for u = 0", {"x": [[0.0], [1.2]]})
+    >>> cex.kind, dict(cex.data)
+    ('multiple_equilibria', {'x': [[0.0], [1.2]]})
     """
 
     kind: str
@@ -166,6 +183,17 @@ class CheckResult:
     scope : str
         ``"model"`` for a check about the whole model or loop (these decide the verdict), or a part
         such as ``"layer0"`` for per-part sub-checks that explain a model-level check.
+
+    Examples
+    --------
+    >>> c = CheckResult("diss.delta_iss", Property.DELTA_ISS, CheckStatus.PROVED, "bonassi_gru_delta_iss",
+    ...                 margin=-0.07)
+    >>> c.proved, c.scope, c.margin
+    (True, 'model', -0.07)
+    >>> CheckResult("x", Property.GAS, CheckStatus.DISPROVED, "falsification")
+    Traceback (most recent call last):
+    ...
+    ValueError: check 'x' is disproved but carries no counterexample
     """
 
     name: str

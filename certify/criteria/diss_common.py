@@ -157,7 +157,11 @@ def norm_2_lower(A: np.ndarray, iters: int = 12) -> float:
 
 
 def scaled_cols(W: np.ndarray, u_bar: np.ndarray) -> np.ndarray:
-    """``W · diag(ū)`` (notes §1.1: rescale input weights by the per-input abs bound, never ``W ū``)."""
+    """``W · diag(ū)`` (notes §1.1: rescale input weights by the per-input abs bound, never ``W ū``).
+
+    >>> scaled_cols(np.array([[1.0, 1.0], [2.0, -1.0]]), np.array([0.5, 3.0])).tolist()
+    [[0.5, 3.0], [1.0, -3.0]]
+    """
     return W * u_bar[None, :]
 
 

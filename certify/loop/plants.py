@@ -290,7 +290,7 @@ def get_plant(name: str) -> Plant:
     """A built-in plant by name.
 
     >>> get_plant("boiler").Ts
-    5.0
+    10.0
     """
     from certify.loop import builtin  # noqa: F401  (registers the built-ins)
 
@@ -303,7 +303,11 @@ def get_plant(name: str) -> Plant:
 
 
 def list_plants() -> list[dict[str, Any]]:
-    """One dictionary per built-in plant (name, summary, sizes), for ``certify plants``."""
+    """One dictionary per built-in plant (name, summary, sizes), for ``certify plants``.
+
+    >>> sorted(list_plants()[0])[:4]
+    ['Ts', 'description', 'inputs', 'n_states']
+    """
     from certify.loop import builtin  # noqa: F401
 
     rows = []

@@ -129,6 +129,19 @@ class InputRange:
 
     The δISS theorems assume ``u`` in [-1, 1]; a declared range lets the checks rescale the input
     weights instead of assuming it.
+
+    Parameters
+    ----------
+    low, high : array_like, shape (n_inputs,)
+        Lower and upper bounds per input, ``high >= low`` (else :class:`~certify.errors.WeightError`).
+
+    Examples
+    --------
+    >>> r = InputRange(low=[0.0, -2.0], high=[1.0, 2.0])
+    >>> r.center.tolist(), r.radius.tolist(), r.abs_bound.tolist()
+    ([0.5, 0.0], [0.5, 2.0], [1.0, 2.0])
+    >>> InputRange.symmetric(2).to_dict()
+    {'low': [-1.0, -1.0], 'high': [1.0, 1.0]}
     """
 
     low: np.ndarray
@@ -183,6 +196,12 @@ class ModelInfo:
         SHA-256 of that file.
     extra : Mapping
         Anything else the importer wants to report (exporter, opset, producer).
+
+    Examples
+    --------
+    >>> info = ModelInfo(input_names=["flow", "temperature"], input_range=InputRange.symmetric(2))
+    >>> info.input_names, info.source_format, info.input_range.high.tolist()
+    (('flow', 'temperature'), 'python', [1.0, 1.0])
     """
 
     input_names: tuple[str, ...] = ()
@@ -207,7 +226,22 @@ class ModelInfo:
 
 @runtime_checkable
 class Layer(Protocol):
-    """What every recurrent layer offers.  ``step`` works on batches: leading dimensions broadcast."""
+    """What every recurrent layer offers.  ``step`` works on batches: leading dimensions broadcast.
+
+    A structural protocol: :class:`~certify.networks.GRULayer`, :class:`~certify.networks.LSTMLayer`,
+    :class:`~certify.networks.ElmanLayer`, :class:`~certify.networks.LPGRNNLayer`,
+    :class:`~certify.networks.StateSpaceLayer` and :class:`~certify.networks.AffineCell` satisfy it.
+
+    Examples
+    --------
+    >>> from certify.networks import ElmanLayer
+    >>> layer = ElmanLayer(W=[[1.0, 0.0]], U=[[0.5]], b=[0.0])
+    >>> isinstance(layer, Layer), layer.kind, (layer.n_in, layer.n_state, layer.n_out)
+    (True, 'elman', (2, 1, 1))
+    >>> x_next, out = layer.step(np.zeros(1), np.array([1.0, 0.0]))
+    >>> round(float(x_next[0]), 4), bool(out[0] == x_next[0])
+    (0.7616, True)
+    """
 
     kind: ClassVar[str]
 
@@ -241,6 +275,21 @@ class LinearHead:
 
     ``h`` is the output of the top layer at the same step; ``u`` the network input (a linear bypass,
     as in seed 004's explicit linear term, which matters for closed loops, see lure notes §6.4).
+
+    Parameters
+    ----------
+    W : array_like, shape (n_out, n_hidden)
+    b : array_like, shape (n_out,)
+    D : array_like, shape (n_out, n_inputs), optional
+        Direct term from the network input; ``None`` means no direct path.
+
+    Examples
+    --------
+    >>> head = LinearHead(W=[[2.0, 0.0]], b=[1.0], D=[[0.5]])
+    >>> head.n_in, head.n_out
+    (2, 1)
+    >>> head(np.array([1.0, 3.0]), np.array([4.0])).tolist()
+    [5.0]
     """
 
     W: np.ndarray
@@ -271,7 +320,16 @@ class LinearHead:
 
 @dataclass(frozen=True)
 class Simulation:
-    """States ``x`` (T+1 rows, x[0] is the initial state) and outputs ``y`` (T rows) of a run."""
+    """States ``x`` (T+1 rows, x[0] is the initial state) and outputs ``y`` (T rows) of a run.
+
+    Returned by :meth:`Network.simulate`.
+
+    >>> from certify.networks import ElmanLayer
+    >>> net = Network(layers=(ElmanLayer(W=[[0.0]], U=[[1.0]], b=[0.0]),))
+    >>> sim = net.simulate(np.zeros((5, 1)))
+    >>> sim.x.shape, sim.y.shape
+    ((6, 1), (5, 1))
+    """
 
     x: np.ndarray
     y: np.ndarray

@@ -95,7 +95,15 @@ def check_dict(c: CheckResult) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ReportError:
-    """Why a run produced no verdict from checks: ``kind`` is ``invalid_input`` or ``internal_error``."""
+    """Why a run produced no verdict from checks: ``verdict`` is ``INVALID_INPUT`` or ``INTERNAL_ERROR``.
+
+    The ``error`` of a report made by :meth:`Report.from_error`; in JSON it is
+    ``{"kind": verdict, "type": error_type, "message": message}``.
+
+    >>> r = Report.from_error(Verdict.INVALID_INPUT, "model file not found: m.onnx", error_type="ModelFileError")
+    >>> r.error
+    ReportError(verdict=<Verdict.INVALID_INPUT: 'invalid_input'>, message='model file not found: m.onnx', error_type='ModelFileError')
+    """
 
     verdict: Verdict
     message: str

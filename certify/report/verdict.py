@@ -27,7 +27,14 @@ _IMPLIED_BY: dict[Property, frozenset[Property]] = {
 
 @dataclass(frozen=True)
 class Decision:
-    """Verdict, the one-line reasons for it, and the counterexample that made it ``unstable`` (if any)."""
+    """Verdict, the one-line reasons for it, and the counterexample that made it ``unstable`` (if any).
+
+    Returned by :func:`decide`.
+
+    >>> d = decide([], [Property.GAS])
+    >>> d.verdict, d.counterexample is None
+    (<Verdict.NOT_CERTIFIED: 'not_certified'>, True)
+    """
 
     verdict: Verdict
     reasons: tuple[str, ...]

@@ -72,7 +72,13 @@ class WellPosedness:
 
     ``method``: ``"nilpotent"`` (structurally acyclic, solved by forward substitution),
     ``"diagonal_lmi"`` (Richardson & Turner Lemma 2, 2V − V D̃ − D̃'V ≻ 0 with validated V), or
-    ``"unproved"``.
+    ``"unproved"``.  Returned by :meth:`SNOF.well_posedness`.
+
+    >>> from certify.snof.channels import Channel
+    >>> f = SNOF(A=[[0.5]], B_p=[[-1.0]], C_q=[[1.0]], channels=(Channel("tanh"),))
+    >>> wp = f.well_posedness()
+    >>> wp.ok, wp.method
+    (True, 'nilpotent')
     """
 
     ok: bool
