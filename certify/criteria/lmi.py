@@ -84,8 +84,8 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
         if rho > worst:
             worst, worst_v = rho, tuple(int(i) for i in np.flatnonzero(v))
     ok = worst < 1.0
-    what = "all" if exhaustive else "sampled"
-    detail = (f"{len(ids)} {what} vertex gains checked; max spectral radius {worst:.6g}"
+    what = f"all {len(ids)}" if exhaustive else f"{len(ids)} sampled"
+    detail = (f"{what} vertex gains checked; max spectral radius {worst:.6g}"
               + ("" if ok else f" at slopes K on channels {list(worst_v)[:20]} (0 elsewhere)"))
     return VertexCheck(bool(ok), len(ids), exhaustive, float(worst), worst_v, detail, marginal)
 
