@@ -320,6 +320,10 @@ def check(
             raise InvalidInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
         if plant is not None and loop is not None:
             raise InvalidInputError("give either a plant or a loop file, not both.")
+        if solver is not None:  # an unknown solver is bad input even when no LMI ends up running
+            from certify.criteria.solvers import get_solver
+
+            get_solver(solver)
         stage("loading model")
         if is_path:
             net = load_model(model)

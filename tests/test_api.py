@@ -256,3 +256,11 @@ def test_errors_after_loading_keep_the_model_summary(use):
     use("certified")
     r = certify.check(stubs.gru_net(), method="lmi")
     assert r.verdict is Verdict.INVALID_INPUT and r.model["architecture"] == "gru" and r.model["n_states"] == 2
+
+
+def test_unknown_solver_is_invalid_input_even_without_an_lmi():
+    import os
+
+    zoo = os.path.join(os.path.dirname(__file__), os.pardir, "models_zoo", "boiler_lpgrnn_linear.onnx")
+    report = certify.check(zoo, solver="nope")
+    assert report.exit_code == 3 and "nope" in report.to_text()
