@@ -59,7 +59,7 @@ def test_residuals_are_never_below_the_checkers(kind):
 
     for seed in range(4):
         m = _module(kind, seed, 1.0)
-        nus = [float(v) for v in affine_residuals(m).diss]
+        nus = [float(v.detach()) for v in affine_residuals(m).diss]
         checks = [c for c in check_diss(to_canonical(m)) if c.scope.startswith("layer") and "delta" in c.name]
         assert len(checks) == len(nus)
         for nu, c in zip(nus, checks):
