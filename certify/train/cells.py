@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from certify.networks import AffineCell
+from certify.train.modules import _StepNet
 
 __all__ = ["AffineCellNet", "MATRICES"]
 
@@ -25,7 +26,7 @@ MATRICES = ("A", "B_p", "B_u", "b_x", "C_q", "D_qp", "D_qu", "b_q", "C_y", "D_yp
 _ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
 
 
-class AffineCellNet(nn.Module):
+class AffineCellNet(_StepNet):
     """``q = C_q x + D_qp p + D_qu u + b_q``, ``p = φ(q)``, ``x⁺ = A x + B_p p + B_u u + b_x``,
     ``y = C_y x + D_yp p + D_yu u + b_y`` (certify.networks.affine_cell), trainable, zeros kept.
 
@@ -76,14 +77,6 @@ class AffineCellNet(nn.Module):
         x_next = x @ self.A.T + p @ self.B_p.T + u @ self.B_u.T + self.b_x
         y = x @ self.C_y.T + p @ self.D_yp.T + u @ self.D_yu.T + self.b_y
         return x_next, y
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = torch.zeros(u.shape[0], self.n_state, dtype=u.dtype, device=u.device)
-        ys = []
-        for t in range(u.shape[1]):
-            x, y = self.step(x, u[:, t])
-            ys.append(y)
-        return torch.stack(ys, dim=1)
 
     def to_canonical(self) -> AffineCell:
         """The float64 :class:`~certify.networks.AffineCell` with the current weights."""
