@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     from certify.train.retrain import add_arguments as retrain_arguments  # no torch/numpy at import
 
     r = sub.add_parser("retrain", formatter_class=fmt, epilog=EXIT_CODES_HELP,
-                       help="retrain a GRU/LSTM with a stability penalty until it certifies (needs torch)",
-                       description="Retrain MODEL on DATA with the δISS penalty until `certify check` certifies it; "
-                                   "writes model.onnx, model.pt (+ sidecar), report.json to the output folder. "
+                       help="retrain a network with a stability penalty until it certifies (needs torch)",
+                       description="Retrain MODEL on DATA with a stability penalty (δISS/ISS residuals, or the LMI for "
+                                   "Elman, LP-GRNN, SS-NN and cell graphs) until `certify check` certifies it; writes "
+                                   "model.onnx, report.json, retrain.json and, where a state-dict layout exists, "
+                                   "model.pt (+ sidecar) to the output folder. "
                                    "See docs/retrain.md.")
     retrain_arguments(r)
     r.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")

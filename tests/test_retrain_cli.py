@@ -55,6 +55,11 @@ def test_retrain_certifies_uncertified_gru(quadtank, capsys):
     # the independent checker, on the written file
     assert check(str(out / "model.onnx"), method="diss").verdict is Verdict.CERTIFIED
     assert check(str(out / "model.pt"), method="diss").verdict is Verdict.CERTIFIED
+    from certify.importers import load_model
+
+    u = np.random.default_rng(3).uniform(-1, 1, (50, 2))
+    np.testing.assert_allclose(load_model(str(out / "model.pt")).simulate(u).y,
+                               load_model(str(out / "model.onnx")).simulate(u).y, atol=1e-6)  # same weights
     assert json.loads((out / "report.json").read_text())["verdict"] == "certified"
     summary = json.loads((out / "retrain.json").read_text())
     after = float(np.mean(summary["test_after"]["fit"]))

@@ -99,11 +99,14 @@ def test_lmi_matrix_equals_assemble_M(seed, crit):
     n, k = lm.A.shape[0], lm.L.shape[0]
     X = rng.normal(size=(n, n))
     P = X @ X.T + np.eye(n)
-    T, S = 2.0 ** rng.integers(-2, 3, n), 2.0 ** rng.integers(-2, 3, k)
     names = lmi_structure(LureSystem(np.eye(1), np.eye(1), np.eye(1), np.zeros((1, 1)), [1.0]), crit).multiplier_names
     mult = {nm: rng.uniform(0, 2, k) for nm in names}
-    sys = LureSystem(_np(lm.A) * T[None, :] / T[:, None], _np(lm.B) * S[None, :] / T[:, None],
-                     _np(lm.C) * T[None, :] / S[:, None], _np(lm.D) * S[None, :] / S[:, None], _np(lm.L))
+    with torch.no_grad():  # unbalance the system so that balance_lure has real work to do
+        m.layers[0].U_h.mul_(float(2.0 ** rng.integers(-3, 4)))
+    lm = network_lure(m)
+    from certify.criteria.lmi import balance_lure
+
+    sys, T, S = balance_lure(LureSystem(*(_np(x) for x in (lm.A, lm.B, lm.C, lm.D, lm.L))))
     ref = assemble_M(lmi_structure(sys, crit), P, mult)
     got = _np(lmi_matrix(lm, Anchor(crit, P, mult, T, S, 0.0)))
     np.testing.assert_allclose(got, ref, atol=1e-10 * np.abs(ref).max())

@@ -18,7 +18,9 @@ judged by ``check --method lmi``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -206,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
 
     os.makedirs(args.output, exist_ok=True)
     onnx_path = os.path.join(args.output, "model.onnx")
-    weight, report, result, rounds = args.penalty_weight, None, None, []
+    weight, report, result, rounds, exported = args.penalty_weight, None, None, [], None
     for rnd in range(args.rounds):
         cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                           washout=w, seed=args.seed + rnd, device=args.device)
@@ -217,11 +219,15 @@ def _run(args: argparse.Namespace) -> int:
                        "worst_residual": result.worst_residual, "epochs_run": len(result.history)})
         if result.best_epoch is not None:
             _export(module, onnx_path, args, info)
+            exported = copy.deepcopy(module.state_dict())
             report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
             if report.exit_code is ExitCode.CERTIFIED:
                 break
         weight *= 2.0
-    if report is None:  # no epoch certified: still write the (uncertified) last weights and check them
+    # every file written below must hold the weights that model.onnx and report.json describe
+    if exported is not None:
+        module.load_state_dict(exported)
+    else:  # no epoch qualified: still write the (uncertified) last weights and check them
         _export(module, onnx_path, args, info)
         report = check(onnx_path, method=method, solver=args.solver)
     side = {k: v for k, v in {
@@ -236,9 +242,10 @@ def _run(args: argparse.Namespace) -> int:
         fh.write(report.to_json())
     after = test_metrics()
     worst = float(select(module)) if select is not None else max(float(v.detach()) for v in res(module))
+    worst_json = worst if math.isfinite(worst) else None  # strict JSON has no Infinity
     summary = {"model": os.fspath(args.model), "architecture": arch, "target": target, "method": method,
                "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
-               "rounds": rounds, "worst_residual": worst, "test_before": before, "test_after": after}
+               "rounds": rounds, "worst_residual": worst_json, "test_before": before, "test_after": after}
     with open(os.path.join(args.output, "retrain.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
