@@ -9,6 +9,8 @@ are discretised by exact zero-order hold (``scipy.signal.cont2discrete``).  Inpu
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,71 @@ from typing import Any
 import numpy as np
 
 from certify.errors import LoopSpecError
+from certify.schemas.files import MAX_TEXT_BYTES, check_regular_file, read_regular_file
+from certify.schemas.loop import plain, validate_plant
+
+#: Default largest plant (number of states) certify accepts; the LMI grows as the square of the loop's
+#: size, so a larger plant would not finish in useful time.  Override with ``max_states=`` or the
+#: environment variable ``CERTIFY_MAX_PLANT_STATES`` (``certify check --max-plant-states N``).
+MAX_PLANT_STATES = 500
+_MAX_STATES_ENV = "CERTIFY_MAX_PLANT_STATES"
+
+
+def max_plant_states(override: int | None = None) -> int:
+    """The state budget for plant files: ``override``, else ``$CERTIFY_MAX_PLANT_STATES``, else 500.
+
+    >>> max_plant_states(), max_plant_states(20)
+    (500, 20)
+    """
+    if override is not None:
+        return int(override)
+    text = os.environ.get(_MAX_STATES_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise LoopSpecError(f"{_MAX_STATES_ENV}={text!r} is not an integer.") from None
+        if value < 1:
+            raise LoopSpecError(f"{_MAX_STATES_ENV} must be at least 1, got {value}.")
+        return value
+    return MAX_PLANT_STATES
+
+
+def _check_sizes(sizes: Mapping[str, tuple[int, ...]], source: str, max_states: int | None) -> None:
+    """Refuse a plant whose declared matrix sizes exceed the state budget, before allocating anything."""
+    budget = max_plant_states(max_states)
+    for name in ("A", "B", "C", "D", "x_op", "u_op", "y_op", "u_min", "u_max"):
+        shape = sizes.get(name)
+        if not shape:
+            continue
+        big = max(shape)
+        if big > budget:
+            what = {"A": "states", "B": "states or inputs", "C": "outputs or states",
+                    "D": "outputs or inputs"}.get(name, "entries")
+            raise LoopSpecError(
+                f"plant {source}: {name} is {' x '.join(str(d) for d in shape)}, i.e. {big} {what}; certify refuses "
+                f"plants larger than {budget} (the loop's LMI grows with the square of its size and would not finish). "
+                f"Raise the limit with --max-plant-states N (or the environment variable {_MAX_STATES_ENV})."
+            )
+
+
+def _list_shape(value: Any) -> tuple[int, ...]:
+    if isinstance(value, np.ndarray):
+        return tuple(value.shape)
+    if isinstance(value, (list, tuple)):
+        first = value[0] if value else None
+        inner = len(first) if isinstance(first, (list, tuple, np.ndarray)) else None
+        return (len(value),) if inner is None else (len(value), inner)
+    return ()
+
+
+# what fixes each dimension of each plant matrix (for shape messages)
+_SHAPE_WHY = {
+    ("A", 2): ("its number of columns", "its number of rows (A must be square)"),
+    ("B", 2): ("the number of states (rows of A)", "the number of inputs"),
+    ("C", 2): ("the number of outputs", "the number of states (columns of A)"),
+    ("D", 2): ("the number of outputs (rows of C)", "the number of inputs (columns of B)"),
+}
 
 
 def _mat(owner: str, name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -28,7 +95,14 @@ def _mat(owner: str, name: str, value: Any, shape: tuple[int | None, ...]) -> np
         arr = arr.reshape(1, -1)
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-        raise LoopSpecError(f"{owner}: {name} has shape {tuple(arr.shape)}, expected {want}.")
+        why = _SHAPE_WHY.get((name, len(shape)), "")
+        if arr.ndim == len(shape) and why:
+            axis = next(k for k, (s, a) in enumerate(zip(shape, arr.shape)) if s is not None and s != a)
+            why = f" (incompatible dimensions of the {name} matrix: {arr.shape[axis]} {('rows', 'columns')[axis]} " \
+                  f"but {why[axis]} is {shape[axis]})"
+        else:
+            why = ""
+        raise LoopSpecError(f"{owner}: {name} has shape {tuple(arr.shape)}, expected {want}{why}.")
     if not np.all(np.isfinite(arr)):
         raise LoopSpecError(f"{owner}: {name} contains NaN or Inf.")
     arr.setflags(write=False)
@@ -194,19 +268,33 @@ _PLANT_KEYS = {
 }
 
 
-def plant_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Plant:
+def plant_from_mapping(
+    data: Mapping[str, Any], *, source: str = "", max_states: int | None = None, deadline: Any = None,
+    where: str | None = None, table: str | None = None,
+) -> Plant:
     """Build a plant from a mapping (the ``[plant]`` table of a loop file, or a JSON/TOML plant file).
 
     ``continuous = true`` means (A, B) are continuous-time and are discretised by ZOH with ``Ts``.
+    The mapping is checked against :data:`certify.schemas.PLANT_SCHEMA` (exact types, finite numbers)
+    and the state budget (:func:`max_plant_states`) before any matrix is built.
+
+    Examples
+    --------
+    >>> plant_from_mapping({"A": [[0.5]], "B": [[1.0]], "C": [[1.0]], "Ts": 1.0}).n_states
+    1
+    >>> plant_from_mapping({"A": [[0.5]], "B": [[1.0]], "C": [[1.0]], "Ts": 1.0, "nmae": "p"}, source="p.json")
+    Traceback (most recent call last):
+    ...
+    certify.errors.LoopSpecError: plant file p.json: unknown key 'nmae' (did you mean 'name'?); allowed: A, B, C, D, Ts, continuous, description, input_names, name, output_names, state_names, u_max, u_min, u_op, x_op, y_op.
     """
-    unknown = sorted(set(data) - _PLANT_KEYS)
-    if unknown:
-        raise LoopSpecError(
-            f"plant {source or ''}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_PLANT_KEYS))}."
-        )
-    missing = [k for k in ("A", "B", "C", "Ts") if k not in data]
-    if missing:
-        raise LoopSpecError(f"plant {source or ''}: missing required key(s) {', '.join(missing)}.")
+    where = where or (f"plant file {source}" if source else "plant")
+    if not isinstance(data, Mapping):
+        raise LoopSpecError(f"{where}: expected a table/object of plant fields.")
+    _check_sizes({k: _list_shape(data[k]) for k in data if k in _PLANT_KEYS}, source or where, max_states)
+    if deadline is not None:
+        deadline.check("reading the plant")
+    validate_plant(data, where, table=table)
+    data = plain(data)
     kw = {k: data[k] for k in data if k not in ("A", "B", "C", "D", "Ts", "continuous")}
     for k in ("input_names", "output_names", "state_names"):
         if k in kw:
@@ -220,49 +308,109 @@ def plant_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Plant:
     return plant
 
 
-def load_plant_file(path: str | Path) -> Plant:
-    """Read a plant from ``.json``, ``.toml`` (top-level keys or a ``[plant]`` table) or ``.npz``."""
-    path = Path(path)
-    if not path.is_file():
-        raise LoopSpecError(f"plant file {path} does not exist.")
-    suffix = path.suffix.lower()
+def _npz_headers(path: Path, max_states: int | None) -> None:
+    """Read the array headers of an ``.npz`` (shapes, dtypes) and refuse what must not be loaded."""
+    sizes: dict[str, tuple[int, ...]] = {}
     try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                data: dict[str, Any] = {k: z[k] for k in z.files}
-            if "Ts" in data:
-                data["Ts"] = float(np.asarray(data["Ts"]).reshape(()))
-            if "continuous" in data:
-                data["continuous"] = bool(np.asarray(data["continuous"]).reshape(()))
-            for k in ("name", "description"):
-                if k in data:
-                    data[k] = str(data[k])
-            for k in ("input_names", "output_names", "state_names"):
-                if k in data:
-                    data[k] = tuple(str(s) for s in np.asarray(data[k]).reshape(-1))
-        elif suffix == ".json":
-            data = json.loads(path.read_text())
-        elif suffix == ".toml":
-            data = _load_toml(path)
-            data = data.get("plant", data)
-        else:
-            raise LoopSpecError(f"plant file {path}: unknown format {suffix!r}; use .toml, .json or .npz.")
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = reader(fh)
+                if dtype.hasobject:
+                    raise LoopSpecError(f"plant file {path}: array {key!r} holds Python objects; certify reads "
+                                        "only numeric and text arrays (it never unpickles).")
+                sizes[key] = tuple(int(d) for d in shape)
     except LoopSpecError:
         raise
+    except Exception as exc:  # not a zip, truncated, bad header
+        raise LoopSpecError(f"plant file {path} cannot be read as .npz: {exc}") from None
+    _check_sizes(sizes, str(path), max_states)
+
+
+def _npz_mapping(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        data: dict[str, Any] = {k: z[k] for k in z.files}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        v = np.asarray(v)
+        if k in ("Ts", "continuous", "name", "description") and v.size == 1:
+            v = v.reshape(())
+        if v.dtype.kind in "US":
+            out[k] = str(v.item()) if v.ndim == 0 and v.dtype.kind == "U" else v.tolist()
+        else:
+            out[k] = v.tolist()
+    return out
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoopSpecError(f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}).") from None
+
+
+def load_plant_file(path: str | Path, *, max_states: int | None = None, deadline: Any = None) -> Plant:
+    """Read a plant from ``.json``, ``.toml`` (top-level keys or a ``[plant]`` table) or ``.npz``.
+
+    The file must be a regular file (never a FIFO or a device); its fields are checked against
+    :data:`certify.schemas.PLANT_SCHEMA`; an ``.npz`` is read without unpickling and its declared
+    sizes are checked against the state budget (:func:`max_plant_states`) before any array is loaded.
+
+    Examples
+    --------
+    >>> load_plant_file("/dev/null")
+    Traceback (most recent call last):
+    ...
+    certify.errors.LoopSpecError: plant file /dev/null is a character device, not a regular file.
+    """
+    path = Path(path)
+    check_regular_file(path, "plant file", error=LoopSpecError)
+    if deadline is not None:
+        deadline.check("reading the plant file")
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".json", ".toml"):
+        raise LoopSpecError(f"plant file {path}: unknown format {suffix!r}; use .toml, .json or .npz.")
+    try:
+        if suffix == ".npz":
+            _npz_headers(path, max_states)
+            data: Any = _npz_mapping(path)
+        else:
+            text = _decode(read_regular_file(path, "plant file", error=LoopSpecError, max_bytes=MAX_TEXT_BYTES), path)
+            if suffix == ".json":
+                data = json.loads(text)
+            else:
+                data = _toml_loads(text)
+                if isinstance(data, Mapping) and isinstance(data.get("plant"), Mapping):
+                    data = data["plant"]
+    except LoopSpecError:
+        raise
+    except RecursionError:
+        raise LoopSpecError(f"plant file {path} cannot be read: it is nested too deeply.") from None
+    except MemoryError:
+        raise LoopSpecError(f"plant file {path} cannot be read: it does not fit in memory.") from None
     except Exception as exc:  # malformed JSON/TOML/npz: one clear message
         raise LoopSpecError(f"plant file {path} cannot be read: {exc}") from None
     if not isinstance(data, Mapping):
         raise LoopSpecError(f"plant file {path}: expected a table/object of plant fields.")
-    return plant_from_mapping(data, source=str(path))
+    return plant_from_mapping(data, source=str(path), max_states=max_states, deadline=deadline)
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def _toml_loads(text: str) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
-    with path.open("rb") as f:
-        return tomllib.load(f)
+    return tomllib.loads(text)
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file (regular files only, UTF-8, bounded size)."""
+    text = _decode(read_regular_file(path, "file", error=LoopSpecError, max_bytes=MAX_TEXT_BYTES), path)
+    return _toml_loads(text)
 
 
 # ------------------------------------------------------------------------------------------------

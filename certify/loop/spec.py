@@ -41,6 +41,8 @@ from certify.errors import LoopSpecError
 from certify.loop.controllers import PIController
 from certify.loop.plants import Plant, _load_toml, get_plant, load_plant_file, plant_from_mapping
 from certify.networks import MinMaxScaling
+from certify.schemas.files import check_regular_file
+from certify.schemas.loop import plain, validate_loop
 
 
 @dataclass(frozen=True)
@@ -133,57 +135,83 @@ def _scaling(data: Any, what: str) -> MinMaxScaling | None:
         raise LoopSpecError(f"[scaling] {what}: {exc}") from None
 
 
-def loop_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None, name: str = "loop") -> LoopSpec:
-    """Build a :class:`LoopSpec` from the parsed loop file (see the module docstring)."""
-    allowed = {"plant", "network", "controller", "scaling", "name"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise LoopSpecError(f"loop file: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
-    for sec in ("plant", "network", "controller"):
-        if sec not in data or not isinstance(data[sec], Mapping):
-            raise LoopSpecError(f"loop file: missing [{sec}] table.")
+def loop_from_mapping(
+    data: Mapping[str, Any], *, base_dir: Path | None = None, name: str = "loop", where: str | None = None,
+    max_states: int | None = None, deadline: Any = None,
+) -> LoopSpec:
+    """Build a :class:`LoopSpec` from the parsed loop file (see the module docstring).
+
+    The mapping is checked against :data:`certify.schemas.LOOP_SCHEMA` first (exact types, named fields,
+    did-you-mean for unknown keys); a plant ``file`` is resolved relative to ``base_dir``.
+
+    Examples
+    --------
+    >>> body = {"plant": {"builtin": "boiler"}, "network": {"inputs": ["y:E"]},
+    ...         "controller": {"kp": 0.01, "ki": 0.0002, "actuator": "u1_fuel", "reference": 108.0}}
+    >>> loop_from_mapping(body).plant.name
+    'boiler'
+    >>> body["scaling"] = {"input": {"raw_low": [0.0], "raw_high": [1.0], "net_low": "-1"}}
+    >>> loop_from_mapping(body)
+    Traceback (most recent call last):
+    ...
+    certify.errors.LoopSpecError: loop: [scaling] input.net_low must be a number, got the string '-1'.
+    """
+    where = where or name
+    validate_loop(data, where)
+    try:
+        return _loop_from_valid(plain(data), base_dir, name, where, max_states, deadline)
+    except LoopSpecError as exc:
+        text = str(exc)
+        if text.startswith(("loop ", "plant ", where)):
+            raise
+        raise LoopSpecError(f"{where}: {text}") from None
+
+
+def _loop_from_valid(
+    data: dict[str, Any], base_dir: Path | None, name: str, where: str, max_states: int | None, deadline: Any,
+) -> LoopSpec:
     pdata = dict(data["plant"])
     if "builtin" in pdata:
-        if len(pdata) > 1:
-            raise LoopSpecError("loop file: [plant] with 'builtin' takes no other keys.")
-        plant = get_plant(str(pdata["builtin"]))
+        plant = get_plant(pdata["builtin"])
     elif "file" in pdata:
         f = Path(pdata["file"])
-        plant = load_plant_file(f if f.is_absolute() or base_dir is None else base_dir / f)
+        plant = load_plant_file(f if f.is_absolute() or base_dir is None else base_dir / f, max_states=max_states,
+                                deadline=deadline)
     else:
-        plant = plant_from_mapping(pdata, source=name)
+        plant = plant_from_mapping(pdata, source=name, where=where, table="[plant]", max_states=max_states,
+                                   deadline=deadline)
 
     c = dict(data["controller"])
     ctype = c.pop("type", "pi")
     if ctype != "pi":
-        raise LoopSpecError(f"loop file: controller type {ctype!r} is not supported; supported: pi.")
+        raise LoopSpecError(f"{where}: controller type {ctype!r} is not supported; supported: pi.")
     for req in ("kp", "ki", "actuator", "reference"):
         if req not in c:
-            raise LoopSpecError(f"loop file: [controller] needs {req!r}.")
+            raise LoopSpecError(f"{where}: [controller] needs {req!r}.")
     actuator = plant.index("input", c.pop("actuator"))
     reference = c.pop("reference")
     if not isinstance(reference, (int, float)) or isinstance(reference, bool):
-        raise LoopSpecError("loop file: [controller] reference must be a number.")
+        raise LoopSpecError(f"{where}: [controller] reference must be a number.")
     u_min = c.pop("u_min", float(plant.u_min[actuator]))
     u_max = c.pop("u_max", float(plant.u_max[actuator]))
     form = c.pop("form", "velocity")
     kp, ki = c.pop("kp"), c.pop("ki")
     if c:
-        raise LoopSpecError(f"loop file: unknown [controller] key(s) {', '.join(sorted(c))}.")
+        raise LoopSpecError(f"{where}: unknown [controller] key(s) {', '.join(sorted(c))}.")
     controller = PIController(kp=kp, ki=ki, Ts=plant.Ts, u_min=u_min, u_max=u_max, form=form,
                               u_bias=float(plant.u_op[actuator]))
 
     n = dict(data["network"])
     if "inputs" not in n or not isinstance(n["inputs"], list) or not n["inputs"]:
-        raise LoopSpecError("loop file: [network] needs a non-empty 'inputs' list.")
+        raise LoopSpecError(f"{where}: [network] needs a non-empty 'inputs' list.")
     inputs = tuple(SignalRef.parse(t, plant, actuator) for t in n.pop("inputs"))
     output = n.pop("output", 0)
     if not isinstance(output, int) or isinstance(output, bool) or output < 0:
-        raise LoopSpecError("loop file: [network] output must be a non-negative integer.")
+        raise LoopSpecError(f"{where}: [network] output must be a non-negative integer.")
     est = n.pop("estimates", None)
     estimates = None if est is None else plant.index("output", est)
     if n:
-        raise LoopSpecError(f"loop file: unknown [network] key(s) {', '.join(sorted(n))}.")
+        raise LoopSpecError(f"{where}: unknown [network] key(s) {', '.join(sorted(n))}.")
     sc = data.get("scaling", {}) or {}
     return LoopSpec(
         plant=plant, inputs=inputs, output=output, controller=controller, actuator=actuator,
@@ -193,16 +221,50 @@ def loop_from_mapping(data: Mapping[str, Any], *, base_dir: Path | None = None, 
     )
 
 
-def load_loop_file(path: str | Path) -> LoopSpec:
-    """Read a TOML loop file; every problem is a :class:`~certify.errors.LoopSpecError`."""
+def load_loop_file(path: str | Path, *, max_states: int | None = None, deadline: Any = None) -> LoopSpec:
+    """Read a TOML (or JSON, by the ``.json`` suffix) loop file; every problem is a :class:`~certify.errors.LoopSpecError`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A regular file (a FIFO, a device or a directory is refused without being opened).
+    max_states : int, optional
+        State budget of the plant (default :func:`certify.loop.plants.max_plant_states`).
+    deadline : certify.deadline.Deadline, optional
+        Checked between stages.
+
+    Examples
+    --------
+    >>> load_loop_file("/no/such/loop.toml")
+    Traceback (most recent call last):
+    ...
+    certify.errors.LoopSpecError: loop file /no/such/loop.toml does not exist.
+    """
+    import json
+
     path = Path(path)
-    if not path.is_file():
-        raise LoopSpecError(f"loop file {path} does not exist.")
+    check_regular_file(path, "loop file", error=LoopSpecError)
+    if deadline is not None:
+        deadline.check("reading the loop file")
     try:
-        data = _load_toml(path)
+        if path.suffix.lower() == ".json":
+            from certify.loop.plants import MAX_TEXT_BYTES, _decode, read_regular_file
+
+            data = json.loads(_decode(read_regular_file(path, "loop file", error=LoopSpecError,
+                                                        max_bytes=MAX_TEXT_BYTES), path))
+        else:
+            data = _load_toml(path)
+    except LoopSpecError:
+        raise
+    except RecursionError:
+        raise LoopSpecError(f"loop file {path} cannot be read: it is nested too deeply.") from None
+    except MemoryError:
+        raise LoopSpecError(f"loop file {path} cannot be read: it does not fit in memory.") from None
     except Exception as exc:
-        raise LoopSpecError(f"loop file {path} is not valid TOML: {exc}") from None
-    return loop_from_mapping(data, base_dir=path.parent, name=path.stem)
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise LoopSpecError(f"loop file {path} is not valid {kind}: {exc}") from None
+    return loop_from_mapping(data, base_dir=path.parent, name=path.stem, where=f"loop file {path}",
+                             max_states=max_states, deadline=deadline)
 
 
 # Default loops for the built-in plants (``--plant NAME``): project-chosen gains, documented in docs/loops.md.
