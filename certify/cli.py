@@ -24,9 +24,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 ISSUES_HINT = (
-    "this is a bug in certify: please report it on the certify repository's issue tracker (<repo>/issues) "
-    "with this message and the output of `certify --version`; rerun with --debug for the traceback."
+    "this is a bug in certify: please report it as a bug in certify with the command line, this message and "
+    "the output of `certify --version`; rerun with --debug for the traceback."
 )
+TORCH_HINT = "install the torch extra: pip install 'certify[torch]'"
 
 EXIT_CODES_HELP = """exit codes:
   0  certified       every requested property is proved by a validated certificate
@@ -71,6 +72,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation tools and tests)."""
     from certify import __version__
@@ -103,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network-input box, LOW:HIGH for all inputs or L1,L2,..:H1,H2,.. per input "
                    "(overrides model metadata; use --input-range=-1:1 for a negative LOW)")
     c.add_argument("--timeout", type=_positive, metavar="S", help="time limit for the LMI solver (and cap on the counterexample search), seconds")
+    c.add_argument("--max-plant-states", type=_positive_int, metavar="N",
+                   help="largest plant (number of states) a loop or plant file may declare (default: 500)")
     c.add_argument("--quiet", action="store_true", help="no human summary or progress on stderr")
     c.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
@@ -149,18 +162,145 @@ def _is_tty(stream: Any) -> bool:
     return bool(isatty and isatty()) and not _no_color()
 
 
+def _input_files(args: argparse.Namespace) -> list[str]:
+    """Every file a command reads (models, their sidecars and external data, loop and plant files)."""
+    paths: list[str] = []
+    for model in list(getattr(args, "models", None) or []) + [getattr(args, "model", None)]:
+        if model:
+            paths += [model, model + ".certify.json", model + ".data"]
+    for key in ("data", "loop"):
+        if getattr(args, key, None):
+            paths.append(getattr(args, key))
+    loop = getattr(args, "loop", None)
+    if loop:  # the plant file a loop file names (best effort: a malformed loop file is reported later)
+        try:
+            from certify.loop.plants import _load_toml
+
+            plant = _load_toml(__import__("pathlib").Path(loop)).get("plant", {})
+            if isinstance(plant, dict) and isinstance(plant.get("file"), str):
+                paths.append(os.path.join(os.path.dirname(loop), plant["file"]))
+        except Exception:  # noqa: BLE001 - reading the loop file properly happens later
+            pass
+    return paths
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        try:
+            return os.path.realpath(a) == os.path.realpath(b)
+        except (OSError, ValueError):
+            return False
+
+
+def refuse_overwriting_inputs(output: str | None, inputs: Sequence[str]) -> None:
+    """Raise :class:`~certify.errors.InvalidInputError` if ``output`` names one of ``inputs``.
+
+    Parameters
+    ----------
+    output : str or None
+        The ``-o`` path (``None``: stdout, nothing to check).
+    inputs : sequence of str
+        Files the command reads.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> model = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    >>> _ = open(model, "wb").write(b"onnx")
+    >>> refuse_overwriting_inputs(model, [model])
+    Traceback (most recent call last):
+    ...
+    certify.errors.InvalidInputError: refusing to write the output to .../model.onnx: it is an input of this command ...
+    """
+    from certify.errors import InvalidInputError
+
+    if output is None:
+        return
+    for path in inputs:
+        if path and os.path.lexists(output) and os.path.lexists(path) and _same_file(output, path):
+            raise InvalidInputError(
+                f"refusing to write the output to {output}: it is an input of this command ({path}) and would be "
+                "destroyed. Choose another -o/--output path."
+            )
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    A reader never sees a half-written file and an interrupted write leaves the old file intact.
+    Devices and FIFOs (``-o /dev/stdout``) are written directly.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "report.json")
+    >>> write_atomic(out, "{}")
+    >>> open(out).read()
+    '{}'
+    """
+    import stat
+    import tempfile
+
+    data = text.encode("utf-8")
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "it is a directory", path)
+    if st is not None and not stat.S_ISREG(st.st_mode):  # /dev/stdout, /dev/null, a FIFO the user chose
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _write(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
         return
     try:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        write_atomic(output, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
         from certify.errors import InvalidInputError
 
         raise InvalidInputError(f"cannot write the output file {output}: {exc.strerror or exc}") from None
+
+
+def _input_error_message(exc: BaseException) -> str | None:
+    """The message for an exception that bad input (or a missing extra), not a bug, caused; else None."""
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "torch":
+        return f"reading this model needs PyTorch, which is not installed; {TORCH_HINT}"
+    if isinstance(exc, MemoryError):
+        return ("the input needs more memory than is available (declared sizes too large?); certify refuses "
+                "it. Check the sizes in the model, loop or plant file.")
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply (metadata, sidecar, loop or plant file); certify refuses it."
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the input is not valid UTF-8 text ({exc.reason} at byte {exc.start})."
+    return None
 
 
 def _render(reports: list[Any], fmt: str, color: bool) -> str:
@@ -177,15 +317,52 @@ def _render(reports: list[Any], fmt: str, color: bool) -> str:
     return "\n\n".join(r.to_text(color=color) for r in reports)
 
 
+def _not_a_regular_file(path: str) -> str | None:
+    """The message for a model path that exists but is not a regular file (FIFO, device, directory)."""
+    import stat
+
+    from certify.schemas.files import file_kind
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None  # missing or unreadable: the importer says so
+    if stat.S_ISREG(st.st_mode):
+        return None
+    return f"model path {path} is {file_kind(st.st_mode)}, not a regular file."
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    limit = getattr(args, "max_plant_states", None)
+    if limit is None:
+        return _cmd_check(args)
+    old = os.environ.get("CERTIFY_MAX_PLANT_STATES")
+    os.environ["CERTIFY_MAX_PLANT_STATES"] = str(limit)
+    try:
+        return _cmd_check(args)
+    finally:
+        if old is None:
+            os.environ.pop("CERTIFY_MAX_PLANT_STATES", None)
+        else:
+            os.environ["CERTIFY_MAX_PLANT_STATES"] = old
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
     from certify.api import check, file_sha256
     from certify.progress import Progress
     from certify.report import Report
     from certify.results import worst_verdict
 
+    refuse_overwriting_inputs(args.output, _input_files(args))
     reports = []
     with Progress(total=len(args.models), enabled=None if not args.quiet else False) as bar:
         for path in args.models:
+            special = _not_a_regular_file(path)
+            if special is not None:  # a FIFO or a device: never open it (reading would block or never end)
+                reports.append(Report.from_error(Verdict.INVALID_INPUT, special, model={"path": path, "sha256": None},
+                                                 error_type="ModelFileError", method=args.method, solver=args.solver))
+                bar.advance()
+                continue
             try:
                 report = check(
                     path, plant=args.plant, loop=args.loop, method=args.method, solver=args.solver,
@@ -197,8 +374,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     import traceback
 
                     traceback.print_exc()
+                bad_input = _input_error_message(exc)
                 report = Report.from_error(
-                    Verdict.INTERNAL_ERROR, _internal_message(exc), model={"path": path, "sha256": file_sha256(path)},
+                    Verdict.INVALID_INPUT if bad_input else Verdict.INTERNAL_ERROR, bad_input or _internal_message(exc),
+                    model={"path": path, "sha256": file_sha256(path)},
                     error_type=type(exc).__name__, method=args.method, solver=args.solver,
                 )
             reports.append(report)
@@ -302,5 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
+        bad_input = _input_error_message(exc)
+        if bad_input:
+            sys.stderr.write(f"certify: error: {bad_input}\n")
+            return int(ExitCode.INVALID_INPUT)
         sys.stderr.write(f"certify: {_internal_message(exc)}\n")
         return int(ExitCode.INTERNAL_ERROR)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from certify.errors import CertifyError, InvalidInputError, UnsupportedModelError
 from certify.results import ExitCode
 
-__all__ = ["add_arguments", "load_data", "run"]
+__all__ = ["add_arguments", "check_arguments", "load_data", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -64,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _arr(d: Any, key: str, path: str) -> np.ndarray:
     import numpy as np
 
-    a = np.asarray(d[key], dtype=float)
+    raw = np.asarray(d[key])
+    if raw.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{path}: array {key!r} must hold real numbers, got dtype {raw.dtype}.")
+    a = raw.astype(float)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2 or a.shape[0] < 2 or not np.all(np.isfinite(a)):
@@ -80,13 +83,22 @@ def load_data(path: str, m: int, p: int) -> dict[str, np.ndarray]:
     Missing ``u_test``/``y_test``: the last 25 % of ``u``/``y``; missing ``u_val``/``y_val``: the last 20 % of
     what remains for training.
     """
+    from certify.schemas.files import check_regular_file
+
+    check_regular_file(path, "data file")  # never open a FIFO or a device (np.load would block or never end)
     try:
         with np.load(path, allow_pickle=False) as d:
+            if not hasattr(d, "files"):
+                raise InvalidInputError(f"{path}: expected an .npz archive with arrays 'u' and 'y', got a single array.")
             if "u" not in d or "y" not in d:
                 raise InvalidInputError(f"{path}: the npz needs arrays 'u' (T, m) and 'y' (T, p).")
             out = {k: _arr(d, k, path) for k in ("u", "y", "u_val", "y_val", "u_test", "y_test") if k in d}
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read data file {path}: {exc}") from exc
+    except InvalidInputError:
+        raise
+    except MemoryError:
+        raise InvalidInputError(f"cannot read data file {path}: its arrays do not fit in memory.") from None
+    except Exception as exc:  # not an npz, truncated, pickled objects, bad headers
+        raise InvalidInputError(f"cannot read data file {path}: {exc}") from None
     for k, a in out.items():
         want = m if k.startswith("u") else p
         if a.shape[1] != want:
@@ -136,22 +148,98 @@ def _export(module: Any, path: str, args: argparse.Namespace, info: Any) -> None
         export_step_onnx(module, path, metadata=_metadata(info))
 
 
+_OUTPUTS = ("model.onnx", "model.pt", "model.pt.certify.json", "report.json", "retrain.json")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse option values and paths that cannot work, before anything is read or written.
+
+    Raises
+    ------
+    InvalidInputError
+        A non-positive ``--seq-len``/``--batch-size``/``--epochs``/``--rounds``, a negative ``--washout``,
+        a non-finite or non-positive ``--lr``, an ``-o`` that is an existing file, or an output that would
+        overwrite an input.
+
+    Examples
+    --------
+    >>> ns = add_arguments(argparse.ArgumentParser()).parse_args(["m.onnx", "--data", "d.npz", "-o", "out",
+    ...                                                           "--seq-len", "0"])
+    >>> check_arguments(ns)
+    Traceback (most recent call last):
+    ...
+    certify.errors.InvalidInputError: --seq-len must be at least 1, got 0.
+    """
+    for opt, value, low in (("--seq-len", args.seq_len, 1), ("--batch-size", args.batch_size, 1),
+                            ("--epochs", args.epochs, 1), ("--rounds", args.rounds, 1), ("--washout", args.washout, 0)):
+        if value < low:
+            raise InvalidInputError(f"{opt} must be at least {low}, got {value}.")
+    for opt, value in (("--lr", args.lr), ("--penalty-weight", args.penalty_weight), ("--clearance", args.clearance)):
+        if not math.isfinite(value) or value < 0 or (opt == "--lr" and value == 0):
+            raise InvalidInputError(f"{opt} must be a finite {'positive' if opt == '--lr' else 'non-negative'} "
+                                    f"number, got {value!r}.")
+    out = args.output
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InvalidInputError(f"-o {out} exists and is not a directory; give a new or existing output folder.")
+    inputs = [args.model, args.model + ".certify.json", args.model + ".data", args.data]
+    for name in _OUTPUTS:
+        target = os.path.join(out, name)
+        for src in inputs:
+            if os.path.lexists(target) and os.path.lexists(src) and _same_file(target, src):
+                raise InvalidInputError(f"refusing to write {target}: it is an input of this command ({src}) and "
+                                        "would be destroyed. Choose another output folder (-o).")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``certify retrain``; returns the exit code (0 certified, 1 not, 3 bad input)."""
     try:
+        check_arguments(args)
         return _run(args)
     except CertifyError as exc:
         print(f"certify retrain: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        print("certify retrain: error: retraining needs PyTorch, which is not installed; install the torch extra: "
+              "pip install 'certify[torch]'", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
+    except MemoryError:
+        print("certify retrain: error: the model or data needs more memory than is available.", file=sys.stderr)
+        return int(ExitCode.INVALID_INPUT)
     except ValueError as exc:  # bad option values (device, sizes)
         print(f"certify retrain: {exc}", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
+
+
+def _replace_into(final: str, write: Any) -> None:
+    """Call ``write(tmp)`` for a temporary path beside ``final``, then rename it to ``final`` (atomic)."""
+    import tempfile
+
+    folder, base = os.path.split(final)
+    stem, ext = os.path.splitext(base)
+    fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{stem}.", suffix=ext)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _run(args: argparse.Namespace) -> int:
     import torch
 
     from certify.api import check
+    from certify.cli import write_atomic
     from certify.importers import load_model
     from certify.train.metrics import metrics
     from certify.train.modules import from_canonical, save_state_dict
@@ -167,8 +255,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.target == "lmi" and arch in _GATED:
         raise UnsupportedModelError("--target lmi needs an affine cell (Elman, LP-GRNN, SS-NN, one-step cell "
                                     "graph): GRU/LSTM cells have no exact SNOF. Use --target diss.")
-    if args.epochs < 1 or args.rounds < 1 or args.penalty_weight < 0 or not args.clearance >= 0:
-        raise InvalidInputError("--epochs and --rounds must be ≥ 1, --penalty-weight and --clearance ≥ 0.")
     module = from_canonical(net)
     info = net.info
     p = net.n_outputs
@@ -206,7 +292,10 @@ def _run(args: argparse.Namespace) -> int:
             return affine_residuals(m).of(target)
         method = "diss"
 
-    os.makedirs(args.output, exist_ok=True)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the output folder {args.output}: {exc.strerror or exc}") from None
     onnx_path = os.path.join(args.output, "model.onnx")
     weight, report, result, rounds, exported = args.penalty_weight, None, None, [], None
     for rnd in range(args.rounds):
@@ -218,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
         rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
                        "worst_residual": result.worst_residual, "epochs_run": len(result.history)})
         if result.best_epoch is not None:
-            _export(module, onnx_path, args, info)
+            _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
             exported = copy.deepcopy(module.state_dict())
             report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
             if report.exit_code is ExitCode.CERTIFIED:
@@ -228,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
     if exported is not None:
         module.load_state_dict(exported)
     else:  # no epoch qualified: still write the (uncertified) last weights and check them
-        _export(module, onnx_path, args, info)
+        _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
         report = check(onnx_path, method=method, solver=args.solver)
     side = {k: v for k, v in {
         "input_names": list(info.input_names) or None, "output_names": list(info.output_names) or None,
@@ -237,17 +326,22 @@ def _run(args: argparse.Namespace) -> int:
     }.items() if v is not None}
     state_dict = None
     if hasattr(module, "sidecar"):  # one-step affine cells have no state-dict layout: model.onnx only
-        state_dict = save_state_dict(module, os.path.join(args.output, "model.pt"), **side)[0]
-    with open(os.path.join(args.output, "report.json"), "w", encoding="utf-8") as fh:
-        fh.write(report.to_json())
+        pt_path = os.path.join(args.output, "model.pt")
+
+        def write_pt(tmp: str) -> None:
+            tmp_side = save_state_dict(module, tmp, **side)[1]
+            os.replace(tmp_side, pt_path + ".certify.json")
+
+        _replace_into(pt_path, write_pt)
+        state_dict = pt_path
+    write_atomic(os.path.join(args.output, "report.json"), report.to_json())
     after = test_metrics()
     worst = float(select(module)) if select is not None else max(float(v.detach()) for v in res(module))
     worst_json = worst if math.isfinite(worst) else None  # strict JSON has no Infinity
     summary = {"model": os.fspath(args.model), "architecture": arch, "target": target, "method": method,
                "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
                "rounds": rounds, "worst_residual": worst_json, "test_before": before, "test_after": after}
-    with open(os.path.join(args.output, "retrain.json"), "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
+    write_atomic(os.path.join(args.output, "retrain.json"), json.dumps(summary, indent=2))
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
     print(f"test before: {fmt(before)}")
     print(f"test after:  {fmt(after)}")
