@@ -22,12 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from certify.deadline import Deadline, DeadlineExceeded
 from certify.errors import CertifyError, InvalidInputError, NotApplicableError, SolverError
 from certify.report.model import Report
 from certify.report.verdict import decide, refutes
 from certify.results import CheckResult, CheckStatus, Counterexample, ExitCode, Property, Verdict
 
 if TYPE_CHECKING:
+    from certify.falsify import SearchBudget
     from certify.networks import InputRange, Network
 
 METHODS = ("auto", "diss", "lmi", "all")
@@ -226,6 +228,42 @@ def _network_checks(
     return checks
 
 
+def _search(
+    net: Network, ir: InputRange | None, seed: int, budget: SearchBudget | None, deadline: Deadline,
+    requested: Sequence[Property], checks: list[CheckResult],
+) -> dict[str, Any]:
+    """Run the counterexample search; append its check to ``checks``; return its record for the report."""
+    from certify.falsify import falsification_check, search
+
+    t0 = time.perf_counter()
+    try:
+        out = search(net, input_range=ir, seed=seed, budget=budget, deadline=deadline)
+        if out.counterexample is not None:
+            cex = out.counterexample
+            checks.append(falsification_check(net, cex, _falsified_property(cex, requested)))
+    except CertifyError as exc:  # the search is a bonus: its failure concludes nothing
+        if isinstance(exc, DeadlineExceeded):
+            raise
+        checks.append(CheckResult("falsify", requested[0], CheckStatus.ERROR, "falsification",
+                                  message=f"counterexample search failed: {exc}", seconds=time.perf_counter() - t0))
+        return {"seed": seed, "error": str(exc)}
+    if out.counterexample is not None:
+        pass
+    elif out.unproved or out.truncated:
+        why = []
+        if out.unproved:
+            why.append(f"{len(out.unproved)} floating-point candidate(s) found but not proved in interval "
+                       f"arithmetic, so not counted as counterexamples (first: {out.unproved[0]})")
+        if out.truncated:
+            why.append("the search was stopped by the time limit before its budget was spent")
+        checks.append(CheckResult("falsify", requested[0], CheckStatus.NOT_PROVED, "falsification",
+                                  message="no proved counterexample: " + "; ".join(why) + ".",
+                                  quantities={"unproved_candidates": len(out.unproved),
+                                              "truncated": out.truncated},
+                                  seconds=out.seconds, scope="model"))
+    return out.to_dict()
+
+
 def _assumptions(
     ir: InputRange | None, source: str, checks: Sequence[CheckResult], timeout: float | None,
     falsification: Mapping[str, Any] | None,
@@ -263,7 +301,8 @@ def check(
     timeout: float | None = None,
     *,
     seed: int = 0,
-    falsify_budget: float = 2.0,
+    search: bool | SearchBudget = True,
+    falsify_budget: float | None = None,
     input_range_source: str = "argument",
     progress: Callable[[str], None] | None = None,
     created: str | None = None,
@@ -283,9 +322,15 @@ def check(
     input_range : InputRange or (low, high), optional
         Network-input box; overrides the model's metadata.  Scalars apply to every input.
     timeout : float, optional
-        Seconds for the LMI solver (and cap on the counterexample search).
-    seed, falsify_budget : int, float
-        Counterexample search seed and time budget in seconds (0 disables the search).
+        Hard limit in seconds for the whole check (LMI solves and counterexample search); a search
+        stopped by it says so in ``assumptions["falsification"]["truncated"]``.
+    seed : int
+        Seed of the counterexample search (the verdict does not depend on the machine's speed).
+    search : bool or SearchBudget
+        Run the counterexample search when nothing is proved (``True``: the default
+        :class:`~certify.falsify.SearchBudget`; a budget sets its size; ``False``: no search).
+    falsify_budget : float, optional
+        Deprecated: ``0`` disables the search (as ``search=False``); other values are ignored.
     progress : callable, optional
         Called with a short label at each stage.
     created : str, optional
@@ -309,6 +354,7 @@ def check(
     <Verdict.INVALID_INPUT: 'invalid_input'>
     """
     t_start = time.perf_counter()
+    deadline = Deadline.after(timeout)
     stage = progress or (lambda label: None)
     kw: dict[str, Any] = {"method": method, "solver": solver}
     if created is not None:
@@ -347,25 +393,13 @@ def check(
         if plant is not None or loop is not None:
             return _loop_report(net, summary, plant, loop, method, solver, timeout, ir, source, kw,
                                 t_start, t_loaded, stage)
-        checks = _network_checks(net, method, solver, timeout, ir, stage)
+        checks = _network_checks(net, method, solver, deadline.remaining(), ir, stage)
         t_checks = time.perf_counter()
         requested = _requested(net, method, loop=False)
-        budget = falsify_budget if timeout is None else min(falsify_budget, float(timeout))
         falsification = None
-        if decide(checks, requested).verdict is Verdict.NOT_CERTIFIED and budget > 0:
+        if decide(checks, requested).verdict is Verdict.NOT_CERTIFIED and search is not False and falsify_budget != 0:
             stage("searching for a counterexample")
-            from certify.falsify import falsification_check, falsify
-
-            falsification = {"seed": seed, "budget_seconds": budget}
-            t0 = time.perf_counter()
-            try:
-                cex = falsify(net, input_range=ir, seed=seed, budget_seconds=budget)
-                if cex is not None:
-                    checks.append(falsification_check(net, cex, _falsified_property(cex, requested)))
-            except CertifyError as exc:  # the search is a bonus: its failure concludes nothing
-                checks.append(CheckResult("falsify", requested[0], CheckStatus.ERROR, "falsification",
-                                          message=f"counterexample search failed: {exc}",
-                                          seconds=time.perf_counter() - t0))
+            falsification = _search(net, ir, seed, None if search is True else search, deadline, requested, checks)
         t_end = time.perf_counter()
         return Report(
             model=summary, checks=tuple(checks), requested=requested, subject="model",
@@ -374,6 +408,11 @@ def check(
                      "total": t_end - t_start},
             **kw,
         )
+    except DeadlineExceeded as exc:  # the time limit concludes nothing: not certified, and why
+        return Report(model=model_stub, checks=(CheckResult("timeout", Property.GAS, CheckStatus.ERROR, "timeout",
+                                                            message=str(exc)),),
+                      requested=(Property.GAS,), notes=(str(exc),), assumptions={"timeout_seconds": timeout},
+                      timings={"total": time.perf_counter() - t_start}, **kw)
     except CertifyError as exc:
         if exc.exit_code is not ExitCode.INVALID_INPUT:
             raise

@@ -1,36 +1,54 @@
-"""Counterexample search: witnesses that δISS / GAS (or ISS) of a network is false.
+"""Counterexample search: witnesses that δISS / GAS (or ISS) of a network is false, proved exactly.
 
-Three kinds of witness, all for a *constant* input ``u`` in the input range, all re-checked by a
-fresh float64 evaluation of :meth:`certify.networks.Network.step` (:func:`recheck`):
+Two kinds of witness decide ``unstable``, both for a *constant* input ``u`` in the input range, and
+both only after an interval proof (:mod:`certify.witness`) that holds in exact real arithmetic:
 
 ``multiple_equilibria``
-    two states with ``‖f(x*, u) − x*‖∞ ≤ 1e-9`` each, at distance ≫ residual and ≫ the Newton
-    correction ``‖(I − J)⁻¹ (f(x*) − x*)‖∞`` (so an exact equilibrium lies next to each).  Two
-    constant trajectories that never approach: δISS and GAS are false.
+    two disjoint Krawczyk boxes, each proved to hold exactly one equilibrium.  Two constant
+    trajectories that never approach: δISS and GAS are false.
 ``limit_cycle``
-    a state with ``‖f^p(x*) − x*‖∞ ≤ 1e-9`` and ``‖f(x*) − x*‖∞`` ≫ that residual: the trajectories
-    from ``x*`` and ``f(x*)`` never approach (δISS and GAS false).
+    a Krawczyk box proved to hold a fixed point of ``f^p`` that is not an equilibrium: a non-constant
+    periodic orbit (δISS and GAS false).
+
+A third kind is numerical evidence only and never decides:
+
 ``divergence``
     (only for layers whose states can grow: SS-NN, affine cells, relu Elman, LP-GRNN with |z| ≥ 1) a
-    trajectory whose ∞-norm grows by ≥ 1e6 and keeps growing over the second half of the run (ISS and
-    GAS false).  This witness is numerical evidence from a re-simulated run, not a proof.
+    trajectory whose ∞-norm grows by ≥ 1e6 and keeps growing over the second half of the run.
 
-The search is vectorised over many starts (batched ``Network.step``), deterministic for a seed, and
-bounded by ``budget_seconds``.  Witness data are JSON lists so anyone can re-simulate them.
+The search is deterministic: its size is fixed by a :class:`SearchBudget` (numbers of inputs,
+starts, iterations, Newton steps and proofs), never by the clock, so every machine, load and BLAS
+thread count gets the same verdict.  A :class:`~certify.deadline.Deadline` is only a hard cap: when it
+stops the search, the outcome says so (``truncated``).  Where it searches:
+
+* from many starts in the region where the layers' states live (``[−1, 1]`` for GRU, tanh-Elman and
+  LP-GRNN states, whose equilibria all lie there), iterating the network to its attractors;
+* Newton's method on the reduced equilibrium equations (:func:`certify.witness.layers.residual`:
+  for a GRU ``h = n(h, u)``, free of the update gate), from the attractors, from raw starts and from
+  the equilibria found for the previous input (continuation in the constant input);
+* periodic orbits among the trajectories that do not settle, refined by Newton on ``f^p(x) − x``.
+
+A float64 candidate that the interval test cannot prove is dropped (and reported as such): a sigmoid
+that rounds to exactly 1.0 freezes a coordinate in float64 and fakes a fixed point far outside the
+region where the exact network has any.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from certify.deadline import Deadline
 from certify.errors import InvalidInputError
 from certify.networks import (
     AffineCell,
     ElmanLayer,
+    GRULayer,
     InputRange,
     LPGRNNLayer,
     LSTMLayer,
@@ -38,11 +56,79 @@ from certify.networks import (
     StateSpaceLayer,
 )
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
+from certify.witness.dual import Dual, FloatOps
+from certify.witness.layers import network_map
 
-EQ_RESIDUAL = 1e-9  # fixed-point residual a witness must reach (‖f(x,u) − x‖∞)
-MIN_DISTANCE = 1e-6  # and the smallest distance between two witnesses / orbit points
-SEPARATION = 1e3  # distance must exceed SEPARATION × (residual + Newton correction)
 GROWTH = 1e6  # divergence: ‖x_T‖∞ ≥ GROWTH · max(1, ‖x_0‖∞)
+ROOT_TOL = 1e-11  # ‖G(x)‖∞ (relative to max(1, ‖x‖∞)) for a Newton root to be tried in a proof
+DISTINCT = 1e-7  # roots closer than this (relative) are the same candidate
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """The size of the counterexample search: counts only, never seconds.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Constant inputs tried: the centre, the low and high corners of the input range, then
+        seeded random points.
+    n_starts : int
+        Initial states per input, iterated ``horizon`` steps in one batch.
+    horizon : int
+        Steps of plain iteration from each start.
+    newton_starts : int
+        Newton runs on the equilibrium equations per input, besides the attractors and the roots
+        carried over from the previous input.
+    newton_iters : int
+        Newton steps per run.
+    max_proofs : int
+        Equilibria (and periodic points) put to the interval test per input.
+    max_period : int
+        Longest period of a limit cycle looked for.
+
+    >>> SearchBudget().n_starts, SearchBudget(n_starts=8).n_starts
+    (32, 8)
+    """
+
+    n_inputs: int = 32
+    n_starts: int = 32
+    horizon: int = 200
+    newton_starts: int = 24
+    newton_iters: int = 30
+    max_proofs: int = 6
+    max_period: int = 24
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What the search found and how far it went.
+
+    ``counterexample`` is a proved witness (or numerical divergence evidence, ``rigorous=False``);
+    ``unproved`` lists float64 candidates the interval test could not confirm; ``truncated`` is set
+    when the deadline stopped the search before its budget was spent.
+    """
+
+    counterexample: Counterexample | None
+    unproved: tuple[str, ...] = ()
+    truncated: bool = False
+    evaluations: int = 0
+    inputs_searched: int = 0
+    seconds: float = 0.0
+    proof_seconds: float = 0.0
+    budget: SearchBudget = field(default_factory=SearchBudget)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.budget
+        return {"seed": self.seed, "budget": {k: getattr(b, k) for k in b.__dataclass_fields__},
+                "evaluations": self.evaluations, "inputs_searched": self.inputs_searched,
+                "truncated": self.truncated, "found": None if self.counterexample is None else self.counterexample.kind,
+                "unproved_candidates": list(self.unproved), "seconds": self.seconds,
+                "proof_seconds": self.proof_seconds}
+
+
+_OPS = FloatOps()
 
 
 def _f(net: Network, x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -61,7 +147,22 @@ def _can_grow(net: Network) -> bool:
     return False
 
 
+def _bounded_box(net: Network) -> np.ndarray:
+    """Per state: a bound every equilibrium satisfies (``inf`` where none is known)."""
+    parts = []
+    for layer in net.layers:
+        bounded = isinstance(layer, GRULayer) or (
+            isinstance(layer, ElmanLayer) and layer.activation == "tanh") or (
+            isinstance(layer, LPGRNNLayer) and np.all(layer.z != 1.0))
+        if isinstance(layer, LSTMLayer):
+            parts.append(np.concatenate([np.ones(layer.hidden), np.full(layer.hidden, np.inf)]))
+        else:
+            parts.append(np.full(layer.n_state, 1.0 if bounded else np.inf))
+    return np.concatenate(parts)
+
+
 def _state_scale(net: Network) -> np.ndarray:
+    """Where starts are drawn (per state): ``[−s, s]``."""
     parts = []
     for layer in net.layers:
         if isinstance(layer, LSTMLayer):
@@ -75,104 +176,258 @@ def _state_scale(net: Network) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _jacobian(net: Network, x: np.ndarray, u: np.ndarray, p: int = 1) -> np.ndarray:
-    """Central finite-difference Jacobian of ``f^p`` at ``x`` (one batched evaluation)."""
-    n = x.size
-    h = 1e-6 * max(1.0, float(np.abs(x).max()))
-    X = np.concatenate([x + h * np.eye(n), x - h * np.eye(n)])
-    for _ in range(p):
-        X = _f(net, X, u)
-    return (X[:n] - X[n:]).T / (2 * h)
+def _inputs(box: InputRange, rng: np.random.Generator, k: int) -> list[np.ndarray]:
+    """The centre, the low and high corners, then seeded points: alternately a random corner and a
+    uniform point of the box."""
+    lo, hi = box.low, box.high
+    out = [box.center, lo.copy(), hi.copy()]
+    for i in range(max(0, k - 3)):
+        if i % 2:
+            out.append(np.where(rng.random(lo.shape) < 0.5, lo, hi))
+        else:
+            out.append(lo + (hi - lo) * rng.random(lo.shape))
+    return [np.clip(v, lo, hi) for v in out[: max(1, k)]]
 
 
-def _iterate(net: Network, x: np.ndarray, u: np.ndarray, p: int) -> np.ndarray:
-    for _ in range(p):
-        x = _f(net, x, u)
-    return x
+def _newton_starts(budget: SearchBudget, n: int) -> int:
+    """Raw Newton starts per input: the budget's, fewer for large state dimensions (each Newton step
+    costs about n³), never below 8."""
+    return max(min(8, budget.newton_starts), min(budget.newton_starts, (budget.newton_starts * 64) // max(n, 1)))
 
 
-def _newton(net: Network, x: np.ndarray, u: np.ndarray, p: int = 1, iters: int = 30) -> np.ndarray:
-    """Newton on ``F(x) = f^p(x) − x`` with a finite-difference Jacobian (small n only)."""
-    n = x.size
+def _with_jacobian(net: Network, X: np.ndarray, u: np.ndarray, mode: str, p: int = 1) -> Dual:
+    n = X.shape[-1]
+    D = Dual(X, np.broadcast_to(np.eye(n), X.shape + (n,)))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if mode == "residual":
+            return network_map(net, _OPS, D, u, "residual")
+        Y = D
+        for _ in range(p):
+            Y = network_map(net, _OPS, Y, u, "step")
+        return Dual(Y.val - X, Y.tan - np.eye(n))
+
+
+def _newton(net: Network, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "residual",
+            p: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """Damped Newton on the equilibrium residual (or ``f^p − x``) from each row of ``X``.
+
+    Returns the final points, their residual norms and the number of map evaluations (with Jacobian).
+    """
+    X = np.array(X, dtype=np.float64, copy=True)
+    res = np.full(X.shape[0], np.inf)
+    active = np.ones(X.shape[0], dtype=bool)
+    evals = 0
     for _ in range(iters):
-        F = _iterate(net, x, u, p) - x
-        if not np.all(np.isfinite(F)):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
             break
-        if float(np.abs(F).max()) <= 1e-13 * max(1.0, float(np.abs(x).max())):
+        G = _with_jacobian(net, X[idx], u, mode, p)
+        evals += idx.size * p
+        scale = np.maximum(1.0, np.abs(X[idx]).max(axis=1))
+        r = np.abs(G.val).max(axis=1)
+        res[idx] = r
+        ok = np.isfinite(r) & np.all(np.isfinite(G.tan), axis=(1, 2))
+        done = ~ok | (r <= 1e-15 * scale)
+        active[idx[done]] = False
+        step_idx = idx[~done]
+        if step_idx.size == 0:
             break
-        J = _jacobian(net, x, u, p) - np.eye(n)
+        J, F = G.tan[~done], G.val[~done]
         try:
-            dx = np.linalg.lstsq(J, -F, rcond=None)[0]
+            dx = np.linalg.solve(J, -F[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            break
-        x = x + dx
-    return x
+            dx = np.stack([np.linalg.lstsq(j, -f, rcond=None)[0] for j, f in zip(J, F)])
+        lim = np.maximum(1.0, np.abs(X[step_idx]).max(axis=1))  # at most one state-scale per step
+        big = np.abs(dx).max(axis=1)
+        dx *= np.minimum(1.0, lim / np.where(big > 0, big, 1.0))[:, None]
+        X[step_idx] += dx
+        small = np.abs(dx).max(axis=1) <= 1e-15 * lim
+        active[step_idx[small | ~np.all(np.isfinite(X[step_idx]), axis=1)]] = False
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mode == "residual":
+            final = network_map(net, _OPS, Dual(X), u, "residual").val
+        else:
+            Y = X
+            for _ in range(p):
+                Y = _f(net, Y, u)
+            final = Y - X
+    res = np.abs(final).max(axis=1)
+    return X, np.where(np.isfinite(res), res, np.inf), evals + X.shape[0] * p
 
 
-def _newton_correction(net: Network, x: np.ndarray, u: np.ndarray, p: int = 1) -> float:
-    F = _iterate(net, x, u, p) - x
-    J = _jacobian(net, x, u, p) - np.eye(x.size)
-    try:
-        return float(np.abs(np.linalg.solve(J, F)).max())
-    except np.linalg.LinAlgError:
-        return math.inf
+def _distinct(points: Sequence[np.ndarray], tol: float) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for x in points:
+        s = max(1.0, float(np.abs(x).max()))
+        if all(float(np.abs(x - y).max()) > tol * s for y in out):
+            out.append(x)
+    return out
 
 
-def _inputs(rng_box: InputRange, rng: np.random.Generator, k: int) -> list[np.ndarray]:
-    lo, hi = rng_box.low, rng_box.high
-    out = [rng_box.center, lo.copy(), hi.copy()]
-    out += [lo + (hi - lo) * rng.random(lo.shape) for _ in range(max(0, k - 3))]
-    return out[:k]
+def _equilibrium_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
+    a, b = proof.boxes
+    xa, xb = np.array(a.center), np.array(b.center)
+    d = float(np.abs(xa - xb).max())
+    return Counterexample(
+        kind="multiple_equilibria",
+        description=(f"two distinct equilibria for the same constant input (distance {d:.3g}), each proved "
+                     f"by an interval Krawczyk test (boxes of radius {a.radius:.1g} and {b.radius:.1g}): "
+                     "trajectories from them never approach."),
+        data={"u": u.tolist(), "x_a": xa.tolist(), "x_b": xb.tolist(), "distance": d,
+              "disproves": ["delta_iss", "gas"], "rigorous": True, "proof": proof.to_dict()},
+        residual=max(a.radius, b.radius),
+    )
 
 
-def _equilibria_witness(net: Network, u: np.ndarray, cands: list[np.ndarray]) -> Counterexample | None:
-    found: list[tuple[np.ndarray, float, float]] = []
-    for x in cands:
-        x = _newton(net, x, u) if x.size <= 200 else x
-        res = float(np.abs(_f(net, x, u) - x).max())
-        if not (math.isfinite(res) and res <= EQ_RESIDUAL):
-            continue
-        corr = _newton_correction(net, x, u) if x.size <= 200 else res
-        if any(float(np.abs(x - y).max()) <= MIN_DISTANCE for y, _, _ in found):
-            continue
-        found.append((x, res, corr))
-        for y, r2, c2 in found[:-1]:
-            d = float(np.abs(x - y).max())
-            if d >= max(MIN_DISTANCE, SEPARATION * (max(res, r2) + max(corr, c2))):
-                return Counterexample(
-                    kind="multiple_equilibria",
-                    description=(f"two distinct equilibria for the same constant input (distance {d:.3g}, "
-                                 f"residuals {res:.2g}, {r2:.2g}): trajectories from them never approach."),
-                    data={"u": u.tolist(), "x_a": y.tolist(), "x_b": x.tolist(), "distance": d,
-                          "residual_a": r2, "residual_b": res, "newton_correction": max(corr, c2),
-                          "disproves": ["delta_iss", "gas"]},
-                    residual=max(res, r2),
-                )
-    return None
+def _cycle_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
+    (box,) = proof.boxes
+    x0 = np.array(box.center)
+    step = float(np.abs(_f(net, x0, u) - x0).max())
+    return Counterexample(
+        kind="limit_cycle",
+        description=(f"a periodic orbit of period {proof.period} under a constant input (‖f(x)−x‖∞ = {step:.3g}), "
+                     f"proved by an interval Krawczyk test on f^{proof.period}(x) − x (box radius "
+                     f"{box.radius:.1g}): trajectories from x and f(x) never approach."),
+        data={"u": u.tolist(), "x0": x0.tolist(), "period": proof.period, "step_distance": step,
+              "disproves": ["delta_iss", "gas"], "rigorous": True, "proof": proof.to_dict()},
+        residual=box.radius,
+    )
 
 
-def _cycle_witness(net: Network, u: np.ndarray, x: np.ndarray, max_period: int) -> Counterexample | None:
-    traj = [x]
-    for _ in range(max_period):
-        traj.append(_f(net, traj[-1], u))
-    scale = max(1.0, float(np.abs(x).max()))
-    for p in range(2, max_period + 1):
-        if float(np.abs(traj[p] - x).max()) > 1e-5 * scale:
-            continue
-        xs = _newton(net, x, u, p) if x.size <= 100 else x
-        res = float(np.abs(_iterate(net, xs, u, p) - xs).max())
-        step = float(np.abs(_f(net, xs, u) - xs).max())
-        corr = _newton_correction(net, xs, u, p) if x.size <= 100 else res
-        if res <= EQ_RESIDUAL and step >= max(MIN_DISTANCE, SEPARATION * (res + corr)):
-            return Counterexample(
-                kind="limit_cycle",
-                description=(f"a periodic orbit of period {p} under a constant input (‖f(x)−x‖∞ = {step:.3g}, "
-                             f"period residual {res:.2g}): trajectories from x and f(x) never approach."),
-                data={"u": u.tolist(), "x0": xs.tolist(), "period": p, "step_distance": step,
-                      "newton_correction": corr, "disproves": ["delta_iss", "gas"]},
-                residual=res,
-            )
-    return None
+class _Search:
+    def __init__(self, net: Network, box: InputRange, seed: int, budget: SearchBudget, deadline: Deadline):
+        self.net, self.box, self.seed, self.budget, self.deadline = net, box, seed, budget, deadline
+        self.rng = np.random.default_rng(seed)
+        self.evals = 0
+        self.proof_seconds = 0.0
+        self.unproved: list[str] = []
+        self.truncated = False
+        self.inputs_done = 0
+        self.bound = _bounded_box(net)
+
+    def stop(self) -> bool:
+        if self.deadline.expired():
+            self.truncated = True
+        return self.truncated
+
+    def run(self) -> Counterexample | None:
+        from certify.witness.proofs import prove_cycle, prove_equilibria
+
+        net, b = self.net, self.budget
+        n = net.n_states
+        scale = _state_scale(net)
+        grow = _can_grow(net)
+        previous: list[np.ndarray] = []
+        for u in _inputs(self.box, self.rng, b.n_inputs):
+            if self.stop():
+                return None
+            X0 = (2.0 * self.rng.random((b.n_starts, n)) - 1.0) * scale
+            X0[0] = 0.0
+            corners = min(b.n_starts // 4, 16)
+            if corners > 1:
+                X0[1:corners] = 0.95 * np.sign(2.0 * self.rng.random((corners - 1, n)) - 1.0) * scale
+            X = X0.copy()
+            for k in range(b.horizon):
+                X = _f(net, X, u)
+                self.evals += X.shape[0]
+                if k % 25 == 24 and self.stop():
+                    return None
+            finite = np.all(np.isfinite(X), axis=1) & (np.abs(X).max(axis=1) < 1e12)
+            if grow:
+                cex = _divergence(net, u, X0, X, finite, b.horizon)
+                if cex is not None:
+                    return cex
+            Xf = X[finite]
+            step = np.abs(_f(net, Xf, u) - Xf).max(axis=1) if Xf.shape[0] else np.zeros(0)
+            order = np.argsort(step, kind="stable")
+            attractors = _distinct([Xf[i] for i in order if step[i] <= 1e-3], 1e-4)[: b.max_proofs]
+            raw = (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
+            starts = attractors + previous + list(raw)
+            roots = self.equilibria(u, starts)
+            previous = _distinct(roots + previous, DISTINCT)[: 4 * b.max_proofs]
+            if len(roots) >= 2:
+                if self.stop():
+                    return None
+                proof = prove_equilibria(net, u, roots[: b.max_proofs])
+                self.proof_seconds += proof.seconds
+                if proof.proved:
+                    self.inputs_done += 1
+                    return _equilibrium_cex(net, u, proof)
+                self.unproved.append(f"u = {np.round(u, 6).tolist()}: {len(roots)} float64 equilibria, "
+                                     f"not proved ({proof.reason})")
+            cex = self.cycles(u, Xf[order[::-1]][step[order[::-1]] > 1e-6][:3], prove_cycle)
+            self.inputs_done += 1
+            if cex is not None:
+                return cex
+        return None
+
+    def equilibria(self, u: np.ndarray, starts: list[np.ndarray]) -> list[np.ndarray]:
+        if not starts:
+            return []
+        X, res, ev = _newton(self.net, np.array(starts), u, self.budget.newton_iters)
+        self.evals += ev
+        scale = np.maximum(1.0, np.abs(X).max(axis=1))
+        inside = np.all(np.abs(X) <= self.bound + 1e-9, axis=1)  # equilibria of bounded layers lie in the box
+        good = (res <= ROOT_TOL * scale) & inside
+        return _distinct([X[i] for i in np.flatnonzero(good)], DISTINCT)
+
+    def cycles(self, u: np.ndarray, rows: np.ndarray, prove_cycle: Any) -> Counterexample | None:
+        P = self.budget.max_period
+        for x in rows:
+            if self.stop():
+                return None
+            traj = [x]
+            for _ in range(2 * P):
+                traj.append(_f(self.net, traj[-1], u))
+            self.evals += 2 * P
+            T = np.array(traj)
+            if not np.all(np.isfinite(T)):
+                continue
+            scale = max(1.0, float(np.abs(T).max()))
+            if float(np.abs(T[-1] - T[-2]).max()) <= 1e-4 * scale:
+                continue  # (nearly) at rest: an equilibrium candidate, not an orbit
+            for p in range(2, P + 1):
+                if float(np.abs(T[-1] - T[-1 - p]).max()) > 1e-4 * scale:
+                    continue
+                Xp, res, ev = _newton(self.net, T[-1][None, :], u, 12, mode="cycle", p=p)
+                self.evals += ev
+                if not res[0] <= ROOT_TOL * scale:
+                    break
+                if float(np.abs(_f(self.net, Xp[0], u) - Xp[0]).max()) <= 1e-6 * scale:
+                    break  # Newton went to an equilibrium: no orbit here
+                proof = prove_cycle(self.net, u, Xp[0], p)
+                self.proof_seconds += proof.seconds
+                if proof.proved:
+                    return _cycle_cex(self.net, u, proof)
+                self.unproved.append(f"u = {np.round(u, 6).tolist()}: a float64 orbit of period {p}, not proved "
+                                     f"({proof.reason})")
+                break
+        return None
+
+
+def search(
+    net: Network,
+    *,
+    input_range: InputRange | None = None,
+    seed: int = 0,
+    budget: SearchBudget | None = None,
+    deadline: Deadline | None = None,
+) -> SearchOutcome:
+    """Search for a proved witness that δISS / GAS is false (see the module docstring).
+
+    >>> from certify.networks import ElmanLayer
+    >>> out = search(Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),)))
+    >>> out.counterexample.kind, out.truncated, out.unproved
+    ('multiple_equilibria', False, ())
+    """
+    from certify.criteria.diss import resolve_input_range
+
+    t0 = time.perf_counter()
+    box, _ = resolve_input_range(net, input_range)
+    s = _Search(net, box, seed, budget or SearchBudget(), deadline or Deadline())
+    cex = s.run()
+    return SearchOutcome(cex, tuple(s.unproved), s.truncated, s.evals, s.inputs_done,
+                         time.perf_counter() - t0, s.proof_seconds, s.budget, seed)
 
 
 def falsify(
@@ -180,26 +435,16 @@ def falsify(
     *,
     input_range: InputRange | None = None,
     seed: int = 0,
-    budget_seconds: float = 2.0,
-    n_starts: int = 64,
-    n_inputs: int = 6,
-    horizon: int = 300,
-    max_period: int = 24,
+    budget_seconds: float | None = None,
+    n_starts: int | None = None,
+    n_inputs: int | None = None,
+    horizon: int | None = None,
+    max_period: int | None = None,
 ) -> Counterexample | None:
-    """Search for a witness that δISS / GAS (or ISS) is false; ``None`` when none was found.
+    """The witness found by :func:`search` (``None`` when none was proved).
 
-    Parameters
-    ----------
-    net : Network
-        The network.
-    input_range : InputRange or None
-        Constant inputs are drawn from it (default: ``net.info.input_range``, else ``[−1, 1]``).
-    seed : int
-        Seed of the deterministic search.
-    budget_seconds : float
-        Soft wall-clock budget.
-    n_starts, n_inputs, horizon, max_period : int
-        Starts per input, constant inputs tried, fixed-point iterations, longest period looked for.
+    ``budget_seconds`` is a hard cap (a deadline), not a budget: the search's size comes from the
+    other arguments (defaults: :class:`SearchBudget`).
 
     >>> from certify.networks import ElmanLayer
     >>> bistable = Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),))
@@ -207,57 +452,11 @@ def falsify(
     >>> cex.kind, recheck(bistable, cex)
     ('multiple_equilibria', True)
     """
-    from certify.criteria.diss import resolve_input_range
-
-    box, _ = resolve_input_range(net, input_range)
-    rng = np.random.default_rng(seed)
-    t_end = time.perf_counter() + budget_seconds
-    n = net.n_states
-    scale = _state_scale(net)
-    grow = _can_grow(net)
-    for u in _inputs(box, rng, n_inputs):
-        if time.perf_counter() > t_end:
-            break
-        X0 = (2.0 * rng.random((n_starts, n)) - 1.0) * scale
-        X0[0] = 0.0
-        X = X0.copy()
-        for k in range(horizon):
-            t_step = time.perf_counter()
-            X = _f(net, X, u)
-            if k == 0 and time.perf_counter() - t_step > budget_seconds / 20 and X.shape[0] > 8:
-                X0, X = X0[:8], X[:8]  # large network: fewer starts, so that the budget buys iterations
-            if time.perf_counter() > t_end:
-                break
-        finite = np.all(np.isfinite(X), axis=1) & (np.abs(X).max(axis=1) < 1e12)
-        if grow:
-            cex = _divergence(net, u, X0, X, finite, horizon)
-            if cex is not None:
-                return cex
-        Xf = X[finite]
-        if Xf.shape[0] == 0:
-            continue
-        step = np.abs(_f(net, Xf, u) - Xf).max(axis=1)
-        order = np.argsort(step)
-        # candidates: converged rows first (distinct), then a few non-converged ones for Newton
-        cands: list[np.ndarray] = []
-        for i in order:
-            if all(float(np.abs(Xf[i] - c).max()) > 1e-4 for c in cands):
-                cands.append(Xf[i])
-            if len(cands) >= 8:
-                break
-        cex = _equilibria_witness(net, u, cands)
-        if cex is not None:
-            return cex
-        if time.perf_counter() > t_end:
-            break
-        for i in order[::-1][:3]:
-            if step[i] > 1e-6 and time.perf_counter() < t_end:
-                cex = _cycle_witness(net, u, Xf[i], max_period)
-                if cex is not None:
-                    return cex
-        if time.perf_counter() > t_end:
-            break
-    return None
+    over = {k: v for k, v in {"n_starts": n_starts, "n_inputs": n_inputs, "horizon": horizon,
+                              "max_period": max_period}.items() if v is not None}
+    out = search(net, input_range=input_range, seed=seed, budget=SearchBudget(**over),
+                 deadline=Deadline.after(budget_seconds))
+    return out.counterexample
 
 
 def _divergence(net: Network, u: np.ndarray, X0: np.ndarray, X: np.ndarray, finite: np.ndarray,
@@ -290,37 +489,52 @@ def _divergence(net: Network, u: np.ndarray, X0: np.ndarray, X: np.ndarray, fini
 
 
 def recheck(net: Network, cex: Counterexample, *, input_range: InputRange | None = None) -> bool:
-    """Re-verify a witness independently by fresh float64 evaluations of ``Network.step``.
+    """Re-verify a witness independently of the search.
 
-    The constant input must lie in ``input_range`` (default: the network's declared range; no range
-    check when none is declared).
+    ``multiple_equilibria`` and ``limit_cycle`` witnesses are re-proved in ball arithmetic from the
+    stored boxes (:func:`certify.witness.proofs.verify_witness`); a witness without proof data is
+    proved afresh around its stored points.  ``divergence`` is re-simulated (numerical evidence).
+    The constant input must lie in ``input_range`` (default: the network's declared range).
 
     >>> from certify.networks import ElmanLayer
     >>> net = Network(layers=(ElmanLayer(W=[[0.0]], U=[[0.5]], b=[0.0]),))
     >>> recheck(net, Counterexample("multiple_equilibria", "fake", {"u": [0.0], "x_a": [0.0], "x_b": [0.5]}))
     False
     """
+    from certify.witness.proofs import prove_cycle, prove_equilibria, verify_witness
+
     d = cex.data
     try:
         u = np.asarray(d["u"], dtype=np.float64)
         box = input_range if input_range is not None else net.info.input_range
-        if u.shape != (net.n_inputs,) or (
-            box is not None and not (np.all(u >= box.low - 1e-12) and np.all(u <= box.high + 1e-12))
+        if u.shape != (net.n_inputs,) or not np.all(np.isfinite(u)) or (
+            box is not None and not (np.all(u >= box.low) and np.all(u <= box.high))
         ):
             return False
-        if cex.kind == "multiple_equilibria":
-            xa, xb = np.asarray(d["x_a"], dtype=np.float64), np.asarray(d["x_b"], dtype=np.float64)
-            ra = float(np.abs(_f(net, xa, u) - xa).max())
-            rb = float(np.abs(_f(net, xb, u) - xb).max())
-            dist = float(np.abs(xa - xb).max())
-            corr = max(_newton_correction(net, xa, u), _newton_correction(net, xb, u)) if xa.size <= 200 else 0.0
-            return max(ra, rb) <= EQ_RESIDUAL and dist >= max(MIN_DISTANCE, SEPARATION * (max(ra, rb) + corr))
-        if cex.kind == "limit_cycle":
-            x0, p = np.asarray(d["x0"], dtype=np.float64), int(d["period"])
-            res = float(np.abs(_iterate(net, x0, u, p) - x0).max())
-            step = float(np.abs(_f(net, x0, u) - x0).max())
-            corr = _newton_correction(net, x0, u, p) if x0.size <= 100 else 0.0
-            return p >= 2 and res <= EQ_RESIDUAL and step >= max(MIN_DISTANCE, SEPARATION * (res + corr))
+        if cex.kind in ("multiple_equilibria", "limit_cycle"):
+            proof = d.get("proof")
+            if proof is not None:
+                if proof.get("kind") != cex.kind or list(proof.get("u", [])) != u.tolist():
+                    return False
+                # the points the report shows must lie in the proved boxes
+                shown = [d["x_a"], d["x_b"]] if cex.kind == "multiple_equilibria" else [d["x0"]]
+                boxes = list(proof["boxes"])
+                if len(shown) != len(boxes) or any(
+                    np.asarray(x, dtype=np.float64).shape != (net.n_states,)
+                    or float(np.abs(np.asarray(x, dtype=np.float64) - np.asarray(bx["center"], dtype=np.float64)).max())
+                    > float(bx["radius"])
+                    for x, bx in zip(shown, boxes)
+                ):
+                    return False
+                return verify_witness(net, proof, input_range=box).proved
+            if cex.kind == "multiple_equilibria":
+                pts = [np.asarray(d["x_a"], dtype=np.float64), np.asarray(d["x_b"], dtype=np.float64)]
+                if any(p.shape != (net.n_states,) for p in pts):
+                    return False
+                return prove_equilibria(net, u, pts).proved
+            x0 = np.asarray(d["x0"], dtype=np.float64)
+            p = int(d["period"])
+            return x0.shape == (net.n_states,) and p >= 2 and prove_cycle(net, u, x0, p).proved
         if cex.kind == "divergence":
             x = np.asarray(d["x0"], dtype=np.float64)
             n0 = max(1.0, float(np.abs(x).max()))
@@ -357,6 +571,8 @@ def falsification_check(
     t0 = time.perf_counter()
     ok = recheck(net, cex)
     q: dict[str, Any] = {"kind": cex.kind, "residual": cex.residual, "rechecked": ok}
+    if "proof" in cex.data:
+        q["proof"] = "krawczyk (ball arithmetic)"
     if ok and not cex.data.get("rigorous", True) and not accept_numerical:
         return CheckResult(
             name=f"falsify.{prop.value}", property=prop, status=CheckStatus.NOT_PROVED, criterion="falsification",

@@ -99,6 +99,11 @@ def _modules(scenario: str) -> dict[str, types.ModuleType]:
             return Counterexample("non_contracting_pair", "a pair that moves apart", {"x1": [0.1], "disproves": ["delta_iss"]}, 1e-14)
         return None
 
+    def search(net: Any, *, input_range: Any = None, seed: int = 0, budget: Any = None, deadline: Any = None) -> Any:
+        cex = falsify(net, input_range=input_range, seed=seed)
+        return types.SimpleNamespace(counterexample=cex, unproved=(), truncated=False, seconds=0.01,
+                                     to_dict=lambda: {"seed": seed, "found": None if cex is None else cex.kind})
+
     def falsification_check(net: Any, cex: Counterexample, prop: Property) -> CheckResult:
         CALLS.append(f"falsification_check:{prop.value}")
         if prop.value not in cex.data["disproves"]:  # as the real one does
@@ -111,7 +116,7 @@ def _modules(scenario: str) -> dict[str, types.ModuleType]:
         "certify.criteria.diss": {"check_diss": check_diss},
         "certify.snof": {"from_network": from_network},
         "certify.criteria.lmi": {"check_lmi": check_lmi},
-        "certify.falsify": {"falsify": falsify, "falsification_check": falsification_check},
+        "certify.falsify": {"falsify": falsify, "search": search, "falsification_check": falsification_check},
     }
     out = {}
     for name, attrs in mods.items():

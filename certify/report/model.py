@@ -139,7 +139,8 @@ class Report:
     simulation : Mapping or None
         Time series for plots: ``{"t": [...], "<signal>": [...] or [[...], ...]}``.
     counterexample : Counterexample or None
-        A counterexample found outside a check (e.g. by a loop analysis); otherwise the verdict's.
+        The witness of an ``unstable`` verdict (taken from the disproving check when not given), or
+        one found outside a check (e.g. by a loop analysis).
     error : ReportError or None
         Set for ``invalid_input`` / ``internal_error``; then the verdict is the error's.
     notes : tuple of str
@@ -192,6 +193,10 @@ class Report:
             raise ValueError(f"Report.subject must be 'model' or 'loop', not {self.subject!r}")
         if self.error is not None and self.error.verdict not in (Verdict.INVALID_INPUT, Verdict.INTERNAL_ERROR):
             raise ValueError("Report.error must carry verdict invalid_input or internal_error")
+        if self.counterexample is None and self.error is None:  # the verdict's witness, when it is unstable
+            witness = decide(self.checks, self.requested, self.subject).counterexample
+            if witness is not None:
+                object.__setattr__(self, "counterexample", witness)
 
     # --- constructors for runs that could not check anything ---------------------------------------
     @classmethod
