@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from certify.errors import UnsupportedModelError
 from certify.importers import load_model
 
 torch = pytest.importorskip("torch")
@@ -53,7 +54,9 @@ def test_plain_nn_modules_with_common_prefixes(tmp_path):
     assert np.max(np.abs(net.simulate(u[0]).y - y)) <= 1e-10
     r = torch.nn.RNN(2, 3, nonlinearity="relu")
     torch.save({"epoch": 3, "state_dict": r.state_dict()}, p)  # a checkpoint dict is accepted too
-    assert load_model(p).layers[0].activation == "tanh"  # cannot be inferred: default tanh
+    with pytest.raises(UnsupportedModelError, match="tanh or relu") as info:  # cannot be inferred: required
+        load_model(p)
+    assert '"nonlinearity": "tanh"' in str(info.value) and "user.pt.certify.json" in str(info.value)
     (tmp_path / "user.pt.certify.json").write_text(json.dumps({"nonlinearity": "relu"}))
     assert load_model(p).layers[0].activation == "relu"
 
@@ -97,6 +100,7 @@ def test_legacy_non_zip_serialization_and_extension_ignored(tmp_path):
     r = torch.nn.RNN(2, 3)
     p = tmp_path / "weights.onnx"
     torch.save(r.state_dict(), p, _use_new_zipfile_serialization=False)
+    (tmp_path / "weights.onnx.certify.json").write_text('{"nonlinearity": "tanh"}')
     assert p.read_bytes()[:1] == b"\x80"
     net = load_model(p)
     assert net.info.source_format == "torch_state_dict" and net.architecture == "elman"

@@ -31,10 +31,19 @@ from __future__ import annotations
 import hashlib
 import os
 
+from certify.deadline import NO_DEADLINE, Deadline
 from certify.errors import ModelFileError, WeightError
+from certify.importers.limits import (
+    DEFAULT_MAX_ELEMENTS,
+    MAX_MODEL_BYTES,
+    Budget,
+    ResourceLimitError,
+    manifest_sha256,
+    read_regular_file,
+)
 from certify.networks import InputRange, ModelInfo, Network
 
-__all__ = ["load_model", "sniff_format"]
+__all__ = ["ResourceLimitError", "load_model", "sniff_format"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -50,7 +59,8 @@ def sniff_format(data: bytes) -> str:
     return "onnx"
 
 
-def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None = None) -> Network:
+def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None = None,
+               max_elements: int = DEFAULT_MAX_ELEMENTS, deadline: Deadline | None = None) -> Network:
     """Read a model file into a canonical :class:`Network`.
 
     Parameters
@@ -60,20 +70,29 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
         or a PyTorch state dict (``.pt``; optional sidecar ``<file>.certify.json``).
     input_range : InputRange, optional
         Overrides the range stored in the model's metadata or sidecar.
+    max_elements : int, optional
+        Budget of tensor elements the import may create (declared weight sizes and everything constant
+        folding builds), checked before allocating; default 10**8.
+    deadline : Deadline, optional
+        Checked while reading, validating and folding (:class:`~certify.deadline.DeadlineExceeded`).
 
     Returns
     -------
     Network
-        The canonical float64 network with its :class:`ModelInfo`.
+        The canonical float64 network with its :class:`ModelInfo`.  ``info.sha256`` covers every file
+        read (model, external data, sidecar; docs/formats.md); ``info.extra["notes"]`` and
+        ``info.extra["warnings"]`` (lists of str) say what was ignored or assumed.
 
     Raises
     ------
     ModelFileError
-        Missing, empty, truncated or unreadable file.
+        Missing, empty, truncated, unreadable or invalid file (also FIFOs, devices, directories).
     UnsupportedModelError
         Unsupported operators (all listed at once), attributes or architectures.
     WeightError
         Non-finite weights or inconsistent shapes.
+    ResourceLimitError
+        The model would exceed ``max_elements`` or a file-size limit.
 
     Examples
     --------
@@ -84,26 +103,29 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
     ('gru', 'onnx', [1.0, 1.0])
     """
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise ModelFileError(f"model file {p!r} does not exist. Check the path (it is relative to {os.getcwd()!r}).")
-    if not os.path.isfile(p):
-        raise ModelFileError(f"model path {p!r} is not a regular file.")
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ModelFileError(f"model file {p!r} cannot be read ({exc.strerror}).") from None
+    budget = Budget(max_elements=int(max_elements), deadline=deadline or NO_DEADLINE)
+    data = read_regular_file(p, "model file", MAX_MODEL_BYTES)
     if not data:
         raise ModelFileError(f"model file {p!r} is empty (0 bytes); the export or copy did not complete.")
+    files = [(hashlib.sha256(data).hexdigest(), os.path.basename(p))]
     fmt = sniff_format(data)
-    if fmt == "onnx":
-        from certify.importers.onnx_load import load_onnx
+    try:
+        if fmt == "onnx":
+            from certify.importers.onnx_load import load_onnx
 
-        net, fields = load_onnx(data, p)
-    else:
-        from certify.importers.torch_state_dict import load_state_dict
+            net, fields = load_onnx(data, p, budget)
+        else:
+            from certify.importers.torch_state_dict import load_state_dict
 
-        net, fields = load_state_dict(p)
+            net, fields = load_state_dict(p, budget, data=data)
+    except RecursionError:
+        raise ModelFileError(f"model file {p!r} nests structures too deeply to be read; refused.") from None
+    except MemoryError:
+        raise ResourceLimitError(
+            f"model file {p!r} needs more memory than is available; it declares tensors far larger than any "
+            "network certify can analyse."
+        ) from None
+    files += fields.pop("files_sha256", [])
     if input_range is not None:
         fields["input_range"] = input_range
     rng = fields.get("input_range")
@@ -111,5 +133,9 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
         raise WeightError(
             f"{p}: the input range has {rng.low.shape[0]} entries but the network has {net.n_inputs} inputs."
         )
-    info = ModelInfo(source_format=fmt, path=os.path.abspath(p), sha256=hashlib.sha256(data).hexdigest(), **fields)
+    extra = dict(fields.pop("extra", {}))
+    if len(files) > 1:
+        extra["files_sha256"] = {name: h for h, name in files}
+    info = ModelInfo(source_format=fmt, path=os.path.abspath(p), sha256=manifest_sha256(files), extra=extra,
+                     **fields)
     return net.with_info(info)

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from certify.errors import CertifyError, ModelFileError, UnsupportedModelError
+from certify.deadline import DeadlineExceeded
+from certify.errors import CertifyError, ModelFileError, UnsupportedModelError, WeightError
 from certify.importers import onnx_rnn  # noqa: F401  (registers the recurrent converters)
+from certify.importers.limits import Budget, ResourceLimitError
 from certify.importers.onnx_fold import fold, shape_like
 from certify.importers.onnx_ops import REGISTRY
-from certify.importers.onnx_rnn import InitState
-from certify.importers.onnx_values import Const, Poison, ShapeDep, Stack, Sym, Zero
+from certify.importers.onnx_values import Const, InitState, Poison, ShapeDep, Stack, Sym, Zero
 from certify.networks import AffineCell, LinearHead, Network
 
 CELL_INPUTS = ("u", "x")
@@ -45,6 +46,8 @@ class Context:
         self.acts: list[tuple[str, Sym]] = []
         self.time_label: str | None = None
         self.unrolled_steps: int | None = None
+        self.shapes: dict[str, tuple[int | None, ...]] = {}
+        self.state_mixed: list[str] = []
 
     def top_key(self) -> tuple[Any, ...]:
         return ("in",) if not self.layers else ("layer", len(self.layers) - 1)
@@ -96,16 +99,37 @@ def graph_mode(graph: Any, initializers: set[str]) -> str:
     return "cell" if sorted(names) == sorted(CELL_INPUTS) and not has_rnn else "sequence"
 
 
-def _input_sym(vi: Any, key: tuple[Any, ...], labels: tuple[str, ...]) -> Sym:
+def _input_sym(vi: Any, key: tuple[Any, ...], labels: tuple[str, ...], budget: Budget) -> Sym:
     dims = _dims(vi)
     if not dims or dims[-1] is None:
         raise UnsupportedModelError(f"graph input {vi.name!r} has no static feature size (last axis).")
+    budget.claim(dims[-1] ** 2, f"graph input {vi.name!r} with {dims[-1]:,} features")
     return Sym.source(key, dims[-1], labels, dims)
 
 
-def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tuple[dict[str, Any], Context]:
-    """Run every node of ``graph`` on abstract values; return all values and the context."""
+def refuse_foreign_domains(graph: Any) -> None:
+    """One error listing every node of a non-standard operator domain (nothing certify can interpret)."""
+    foreign = [(n.op_type, n.name, n.domain) for n in graph.node if n.domain not in ("", "ai.onnx")]
+    if foreign:
+        listing = "; ".join(f"{op} (node {name!r}, domain {dom!r})" for op, name, dom in foreign)
+        raise UnsupportedModelError(
+            f"the model uses {len(foreign)} node(s) of custom operator domains, which certify cannot interpret: "
+            f"{listing}. Export with standard ONNX operators only."
+        )
+
+
+def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str,
+              shapes: dict[str, tuple[int | None, ...]] | None = None,
+              budget: Budget | None = None) -> tuple[dict[str, Any], Context]:
+    """Run every node of ``graph`` on abstract values; return all values and the context.
+
+    ``shapes`` (from strict shape inference) lets constant folding bound sizes and lets recurrent
+    nodes check their initial-state shapes; ``budget`` bounds elements and time.
+    """
+    budget = budget or Budget()
+    shapes = shapes or {}
     ctx = Context(mode)
+    ctx.shapes = shapes
     values: dict[str, Any] = {k: _as_const(v) for k, v in initializers.items()}
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs:
@@ -114,14 +138,17 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tup
         for vi in inputs:
             r = len(_dims(vi))
             labels = ("B",) * (r - 1) + ("F",)
-            values[vi.name] = _input_sym(vi, (vi.name,), labels)
+            values[vi.name] = _input_sym(vi, (vi.name,), labels, budget)
     else:
         r = len(_dims(inputs[0]))
-        values[inputs[0].name] = _input_sym(inputs[0], ("in",), tuple(f"a{i}" for i in range(r - 1)) + ("F",))
+        values[inputs[0].name] = _input_sym(inputs[0], ("in",), tuple(f"a{i}" for i in range(r - 1)) + ("F",),
+                                            budget)
         for vi in inputs[1:]:
             values[vi.name] = InitState()
-    unsupported: list[tuple[str, str]] = []
-    for node in graph.node:
+    unsupported: list[tuple[str, str, str]] = []
+    for count, node in enumerate(graph.node):
+        if count % 64 == 0:
+            budget.check("interpreting the ONNX graph")
         attrs = _attrs(node)
         missing = [n for n in node.input if n and n not in values]
         if missing:
@@ -131,26 +158,39 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tup
             )
         ins = [values[n] if n else None for n in node.input]
         present = [v for v in ins if v is not None]
+        has_sig = any(isinstance(v, Sym | Stack) for v in present)
         if node.op_type == "Constant":
-            outs: list[Any] = [_as_const(next(iter(attrs.values())))]
+            val = next(iter(attrs.values()))
+            budget.claim(int(np.size(val)), f"Constant node {node.name!r}")
+            outs: list[Any] = [_as_const(val)]
         elif any(isinstance(v, Poison) for v in present):
-            outs = [Poison()] * len(node.output)
-        elif any(isinstance(v, InitState) for v in present) and node.op_type not in _RECURRENT:
-            unsupported.append((node.op_type, node.name))
             outs = [Poison()] * len(node.output)
         elif all(isinstance(v, Const) for v in present) and node.op_type not in _RECURRENT:
             try:
-                outs = [_as_const(v) for v in fold(node, [None if v is None else v.value for v in ins], attrs)]
+                inferred = [shapes.get(o) for o in node.output]
+                outs = [_as_const(v) for v in fold(node, [None if v is None else v.value for v in ins], attrs,
+                                                   budget, inferred)]
+            except (ResourceLimitError, DeadlineExceeded):
+                raise
+            except UnsupportedModelError as exc:
+                unsupported.append((node.op_type, node.name, str(exc)))
+                outs = [Poison()] * len(node.output)
             except Exception as exc:  # noqa: BLE001 - any failure of a folding backend is a bad node
-                unsupported.append((node.op_type, node.name))
-                outs = [Poison(f"{node.op_type} {node.name!r} could not be evaluated ({exc})")] * len(node.output)
-        elif not any(isinstance(v, Sym | Stack) for v in present) and node.op_type not in _RECURRENT:
-            outs = shape_like(node, ins, attrs) if all(isinstance(v, Const | ShapeDep | Zero) for v in present) \
+                reason = f"it only reads constants but could not be evaluated ({type(exc).__name__}: {exc})"
+                unsupported.append((node.op_type, node.name, reason))
+                outs = [Poison()] * len(node.output)
+            for o in outs:
+                if isinstance(o, Const):
+                    budget.claim(0 if o.value.dtype == object else int(o.value.size), f"{node.op_type} {node.name!r}")
+        elif not has_sig and node.op_type not in _RECURRENT:
+            outs = shape_like(node, ins, attrs, shapes.get(node.output[0])) if all(isinstance(v, Const | ShapeDep | Zero) for v in present) \
                 else [ShapeDep()] * len(node.output)
-        elif node.domain not in ("", "ai.onnx") or node.op_type not in REGISTRY:
-            unsupported.append((node.op_type, node.name))
+        elif node.op_type not in REGISTRY:
+            unsupported.append((node.op_type, node.name, ""))
             outs = [Poison()] * len(node.output)
         else:
+            if any(isinstance(v, InitState) for v in present) and node.op_type not in _RECURRENT:
+                ctx.state_mixed.append(f"{node.op_type} {node.name!r}")
             if any(isinstance(v, Stack) for v in present) and node.op_type not in ("Gather", "Slice", "Identity"):
                 raise UnsupportedModelError(
                     f"{node.op_type} node {node.name!r} operates on a stack of signals (e.g. h_n of all layers); "
@@ -158,6 +198,11 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tup
                 )
             try:
                 outs = REGISTRY[node.op_type](node, ins, attrs, ctx)
+            except (ResourceLimitError, DeadlineExceeded, WeightError):
+                raise
+            except UnsupportedModelError as exc:
+                unsupported.append((node.op_type, node.name, str(exc)))
+                outs = [Poison()] * len(node.output)
             except CertifyError:
                 raise
             except Exception as exc:  # noqa: BLE001 - malformed structure the converter did not foresee
@@ -168,12 +213,23 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str) -> tup
             if name:
                 values[name] = v
     if unsupported:
-        listing = "; ".join(f"{op} (node {name!r})" for op, name in unsupported)
-        raise UnsupportedModelError(
-            f"the model uses {len(unsupported)} unsupported node(s) on its signal path: {listing}. Supported on "
-            f"the signal path: {', '.join(sorted(REGISTRY))}; anything that only reads constants is folded."
-        )
+        raise _unsupported_error(unsupported, ctx)
     return values, ctx
+
+
+def _unsupported_error(unsupported: list[tuple[str, str, str]], ctx: Context) -> UnsupportedModelError:
+    """One error for every node that could not be interpreted, each with what about it is unsupported."""
+    if len(unsupported) == 1 and unsupported[0][2]:
+        return UnsupportedModelError(unsupported[0][2])
+    unknown = sorted({op for op, _, why in unsupported if not why})
+    parts = []
+    for op, name, why in unsupported:
+        parts.append(f"{op} (node {name!r}): {why}" if why else f"{op} (node {name!r})")
+    msg = f"the model uses {len(unsupported)} unsupported node(s) on its signal path: " + "; ".join(parts) + "."
+    if unknown:
+        msg += (f" certify has no converter for {', '.join(unknown)} on a signal. Supported on the signal path: "
+                f"{', '.join(sorted(REGISTRY))}; anything that only reads constants is folded.")
+    return UnsupportedModelError(msg)
 
 
 def _output(values: dict[str, Any], name: str) -> Sym:
@@ -223,8 +279,18 @@ def assemble_sequence(graph: Any, values: dict[str, Any], ctx: Context) -> tuple
     if ctx.unrolled_steps is not None:
         extra["unrolled_steps"] = ctx.unrolled_steps
     state_inputs = [i.name for i in graph.input if isinstance(values.get(i.name), InitState)]
+    if state_inputs and ctx.state_mixed and ctx.unrolled_steps is None:
+        raise UnsupportedModelError(
+            f"graph input(s) {state_inputs} are combined with the signal ({', '.join(ctx.state_mixed[:3])}) but not "
+            "as the initial state of a recurrence; certify reads one input signal (the first graph input) and "
+            "ignores initial-state inputs only. Concatenate all inputs into one [batch, time, features] tensor."
+        )
     if state_inputs:
         extra["initial_state_inputs_ignored"] = state_inputs
+        extra.setdefault("notes", []).append(
+            f"initial state input(s) {', '.join(state_inputs)} ignored: stability is a property of the recurrence "
+            "from every initial state, so the network is analysed from the zero state"
+        )
     if len(graph.output) > 1:
         extra["outputs_ignored"] = [o.name for o in graph.output[1:]]
     return Network(layers=tuple(ctx.layers), head=head), extra

@@ -7,7 +7,7 @@ maps op types to converters for nodes that touch a signal; the recurrent ops reg
 from :mod:`certify.importers.onnx_rnn`; constant folding lives in :mod:`certify.importers.onnx_fold`.
 
 >>> sorted(REGISTRY)[:3]
-['Add', 'Cast', 'Concat']
+['Add', 'BatchNormalization', 'Cast']
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from certify.errors import UnsupportedModelError, WeightError
 from certify.importers.onnx_values import (
     Const,
     ShapeDep,
+    ShapeVec,
     Stack,
     Sym,
     Zero,
@@ -45,6 +46,8 @@ def register(*ops: str) -> Callable[[Converter], Converter]:
 def _const_arg(v: Any, what: str) -> np.ndarray:
     if isinstance(v, Const):
         return v.value
+    if isinstance(v, ShapeVec) and v.known() is not None:
+        return v.known()
     raise UnsupportedModelError(f"{what} must be a constant, but it depends on the input.")
 
 
@@ -69,7 +72,14 @@ def _op_identity(node, ins, attrs, ctx):
 
 @register("Shape", "Size")
 def _op_shape(node, ins, attrs, ctx):
-    return [ShapeDep()]
+    s = ins[0]
+    if node.op_type == "Size" or not isinstance(s, Sym):
+        return [ShapeDep()]
+    dims = tuple(s.n_feat if lab == "F" else (sz if sz is not None else lab) for lab, sz in zip(s.labels, s.sizes))
+    dims = tuple(d if not (isinstance(d, str) and d == "1") else 1 for d in dims)
+    r = len(dims)
+    start, end = int(attrs.get("start", 0)), attrs.get("end")
+    return [ShapeVec(dims[slice(start, r if end is None else int(end))])]
 
 
 @register("Transpose")
@@ -115,22 +125,34 @@ def _op_reshape(node, ins, attrs, ctx):
     s: Sym = ins[0]
     if node.op_type == "Flatten":
         raise UnsupportedModelError(f"Flatten {node.name!r} on a signal is not supported.")
-    shape = [int(d) for d in _const_arg(ins[1], f"Reshape {node.name!r} shape")]
-    shape = [s.sizes[i] if d == 0 and i < len(s.sizes) else d for i, d in enumerate(shape)]
+    target = ins[1]
+    if isinstance(target, ShapeVec) and target.known() is None:  # built from the input's shape at run time
+        raw: list[Any] = list(target.dims)
+    else:
+        raw = [int(d) for d in np.atleast_1d(_const_arg(target, f"Reshape {node.name!r} target shape"))]
+    if int(attrs.get("allowzero", 0)) and 0 in raw:
+        raise UnsupportedModelError(f"Reshape {node.name!r} with allowzero=1 and a 0 in the target shape {raw}.")
+    copy = lambda i: s.sizes[i] if s.sizes[i] is not None else s.labels[i]  # noqa: E731
+    shape = [copy(i) if d == 0 and i < len(s.sizes) else d for i, d in enumerate(raw)]
+    shape = [(-2 if d is None else d) for d in shape]  # -2: an unknown entry (matches nothing)
     essential = [i for i in range(len(s.labels)) if s.labels[i] == "F" or s.sizes[i] != 1]
     labels: list[str] = []
     sizes: list[int | None] = []
     for d in reversed(shape):
         if essential:
             i = essential[-1]
-            if d is None or d == -1 or s.sizes[i] is None or d == s.sizes[i]:
+            if isinstance(d, str):  # the size of input axis d (unknown until run time)
+                ok = d == s.labels[i]
+            else:
+                ok = d == -1 or (d >= 0 and s.sizes[i] is None and s.labels[i] != "F") or d == s.sizes[i]
+            if ok:
                 labels.insert(0, s.labels[i])
                 sizes.insert(0, s.sizes[i])
                 essential.pop()
                 continue
         if d != 1:
             raise UnsupportedModelError(
-                f"Reshape {node.name!r} to {shape} merges or splits axes of a signal with axes "
+                f"Reshape {node.name!r} to {raw} merges, splits or reorders axes of a signal with axes "
                 f"{s.labels} and sizes {s.sizes}; only adding or removing singleton axes is supported."
             )
         labels.insert(0, "1")
@@ -286,7 +308,15 @@ def _op_concat(node, ins, attrs, ctx):
 # affine operators
 
 
-def _hadamard(node: Any) -> UnsupportedModelError:
+def _hadamard(node: Any, ctx: Any = None) -> UnsupportedModelError:
+    if ctx is not None and ctx.mode == "sequence":
+        return UnsupportedModelError(
+            f"{node.op_type} node {node.name!r} multiplies two signals: the graph is an unrolled gated cell "
+            "(e.g. a Python loop over nn.GRUCell or nn.LSTMCell, one Mul per gate and time step). certify reads "
+            "gated recurrences only as fused ONNX GRU/LSTM operators: export nn.GRU / nn.LSTM instead (copy the "
+            "cell's weight_ih/weight_hh/bias_ih/bias_hh into weight_ih_l0 … of an nn.GRU with one layer), or "
+            "save the state dict of that nn.GRU/nn.LSTM."
+        )
     return UnsupportedModelError(
         f"{node.op_type} node {node.name!r} multiplies two signals (a Hadamard product, as in GRU/LSTM gates). "
         "Gated cells have no exact SNOF representation, so a cell graph with such a product cannot be "
@@ -324,7 +354,7 @@ def _op_mul(node, ins, attrs, ctx):
     a, b = _lift(ins[0], ins[1]), _lift(ins[1], ins[0])
     what = f"{node.op_type} {node.name!r}"
     if isinstance(a, Sym) and isinstance(b, Sym):
-        raise _hadamard(node)
+        raise _hadamard(node, ctx)
     if node.op_type == "Div":
         if not isinstance(a, Sym):
             raise UnsupportedModelError(f"{what} divides by a signal; only division by constants is affine.")
@@ -352,7 +382,7 @@ def _op_matmul(node, ins, attrs, ctx):
     a, b = ins
     what = f"MatMul {node.name!r}"
     if isinstance(a, Sym) and isinstance(b, Sym):
-        raise _hadamard(node)
+        raise _hadamard(node, ctx)
     if not isinstance(a, Sym):
         raise UnsupportedModelError(f"{what} multiplies a constant by a signal from the left; use x @ W.")
     if a.faxis != len(a.labels) - 1:
@@ -382,3 +412,30 @@ def _op_gemm(node, ins, attrs, ctx):
 @register("Tanh", "Sigmoid", "Relu")
 def _op_activation(node, ins, attrs, ctx):
     return [ctx.activation(node, ins[0], node.op_type.lower())]
+
+
+@register("BatchNormalization")
+def _op_batchnorm(node, ins, attrs, ctx):
+    """Inference-mode batch normalisation (torch ``BatchNorm1d`` in eval mode) is the exact affine map
+    ``y = scale (x - mean) / sqrt(var + eps) + B`` per channel (ONNX BatchNormalization spec); it is
+    folded into the next layer's input weights like any other affine plumbing."""
+    s: Sym = ins[0]
+    what = f"BatchNormalization {node.name!r}"
+    if int(attrs.get("training_mode", 0)) or len([o for o in node.output if o]) > 1:
+        raise UnsupportedModelError(f"{what} runs in training mode (batch statistics); export the model in eval mode.")
+    if len(s.labels) < 2 or s.labels[1] != "F":
+        raise UnsupportedModelError(
+            f"{what} normalises axis 1 of a signal whose axis 1 is not the feature axis (axes {s.labels})."
+        )
+    scale, bias, mean, var = (np.asarray(_const_arg(v, f"{what} statistics"), dtype=np.float64).reshape(-1)
+                              for v in ins[1:5])
+    n = s.n_feat
+    if any(a.shape != (n,) for a in (scale, bias, mean, var)):
+        raise WeightError(f"{what}: scale/B/mean/var must have {n} entries (the signal's features).")
+    denom = var + float(attrs.get("epsilon", 1e-5))
+    if not np.all(np.isfinite(denom)) or np.any(denom <= 0):
+        raise WeightError(f"{what}: variance + epsilon is not positive and finite.")
+    g = scale / np.sqrt(denom)
+    if not np.all(np.isfinite(g)) or not np.all(np.isfinite(bias - mean * g)):
+        raise WeightError(f"{what}: non-finite normalisation constants.")
+    return [s.linear(np.diag(g), bias - mean * g)]

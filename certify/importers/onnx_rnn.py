@@ -21,17 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from certify.errors import UnsupportedModelError, WeightError
+from certify.errors import ModelFileError, UnsupportedModelError, WeightError
 from certify.importers.onnx_ops import REGISTRY, register
-from certify.importers.onnx_values import Const, Poison, Sym, Zero
+from certify.importers.onnx_values import Const, InitState, Poison, Sym, Zero
 from certify.networks import ElmanLayer, GRULayer, LSTMLayer
 
 _DEFAULT_ACTS = {"GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"], "RNN": ["Tanh"]}
 _GATES = {"GRU": 3, "LSTM": 4, "RNN": 1}
-
-
-class InitState:
-    """A graph input that only feeds recurrent initial states (ignored: the canonical state starts at 0)."""
 
 
 def _text(v: Any) -> str:
@@ -72,6 +68,42 @@ def _check_attrs(node: Any, attrs: dict[str, Any]) -> str:
     return ""
 
 
+def _check_state_shapes(node: Any, ins: list[Any], attrs: dict[str, Any], X: Sym, ctx: Any) -> None:
+    """initial_h / initial_c must have shape [num_directions, batch, hidden_size] (layout 0) or
+    [batch, num_directions, hidden_size] (layout 1), as the ONNX operator spec and onnxruntime require.
+
+    An exporter that writes another shape (torch's dynamo exporter for ``nn.LSTM(proj_size=…)``) has
+    written a different network than the weights suggest; such a file is refused.
+    """
+    H = attrs.get("hidden_size")
+    layout = int(attrs.get("layout", 0))
+    for k, label in ((5, "initial_h"), (6, "initial_c")):
+        if k >= len(node.input) or not node.input[k] or ins[k] is None:
+            continue
+        v = ins[k]
+        shape = tuple(v.value.shape) if isinstance(v, Const) else ctx.shapes.get(node.input[k])
+        if shape is None:
+            continue
+        want = ["num_directions", "batch", "hidden_size"] if not layout else ["batch", "num_directions", "hidden_size"]
+        bad = len(shape) != 3
+        if not bad:
+            d_ax, b_ax = (0, 1) if not layout else (1, 0)
+            x_batch = X.sizes[1 - (1 if layout else 0)] if len(X.sizes) == 3 else None
+            bad = (shape[d_ax] not in (None, 1) or (H is not None and shape[2] not in (None, int(H)))
+                   or (x_batch is not None and shape[b_ax] not in (None, x_batch)))
+        if bad:
+            if node.op_type == "LSTM" and k == 6 and len(shape) == 3 and H is not None and shape[2] != H:
+                hint = (" torch's dynamo exporter writes such a file for nn.LSTM(proj_size=…), whose projected "
+                        "LSTM has no ONNX operator; certify does not support LSTM projections (proj_size). ")
+            else:
+                hint = " "
+            raise ModelFileError(
+                f"{node.op_type} node {node.name!r}: {label} has shape {list(shape)} but the operator needs "
+                f"[{', '.join(want)}] = [1, batch, {H}] for hidden_size={H} (ONNX {node.op_type} spec); "
+                f"onnxruntime refuses this file too.{hint}Re-export the model."
+            )
+
+
 def _const(v: Any, what: str) -> np.ndarray | None:
     if v is None or isinstance(v, Zero | InitState):
         return None
@@ -91,6 +123,7 @@ def _op_recurrent(node, ins, attrs, ctx):
         raise UnsupportedModelError(f"{where}: its input X is not a [time, batch, feature] sequence signal.")
     if ins[4] is not None and not isinstance(ins[4], Zero):
         raise UnsupportedModelError(f"{where} uses sequence_lens (variable-length batches); not supported.")
+    _check_state_shapes(node, ins, attrs, X, ctx)
     for k in (5, 6):
         v = _const(ins[k], f"{where} initial state")
         if v is not None and np.any(v):

@@ -47,6 +47,36 @@ class Zero:
 
 
 @dataclass(frozen=True)
+class InitState(Zero):
+    """A graph input that feeds recurrent initial states (h0/c0), or a value computed from it only.
+
+    certify ignores initial states (stability concerns the recurrence from every state; the canonical
+    state starts at zero), so it propagates like an all-zero tensor and is reported in
+    ``ModelInfo.extra["notes"]``.
+    """
+
+
+@dataclass(frozen=True)
+class ShapeVec(ShapeDep):
+    """A shape (or part of one) computed from the input's shape: entries are ints, the label of an input
+    axis of unknown size (``"a0"`` …), or ``None`` (unknown).  ``scalar``: a 0-d value.
+
+    >>> ShapeVec((1, "a0", 3)).known() is None, ShapeVec((1, 2)).known().tolist()
+    (True, [1, 2])
+    """
+
+    dims: tuple[int | str | None, ...] = ()
+    scalar: bool = False
+
+    def known(self) -> np.ndarray | None:
+        """The value as an int64 array when every entry is a known int, else ``None``."""
+        if all(isinstance(d, int) for d in self.dims):
+            arr = np.asarray(self.dims, dtype=np.int64)
+            return arr.reshape(()) if self.scalar else arr
+        return None
+
+
+@dataclass(frozen=True)
 class Poison:
     """Output of a node that could not be interpreted (``reason`` says why, when it is not listed)."""
 
@@ -130,6 +160,12 @@ def feature_vector(sym: Sym, const: np.ndarray, what: str) -> np.ndarray:
     shaped = const.reshape((1,) * (r - const.ndim) + const.shape)
     fa = sym.faxis
     for ax in range(r):
+        n_ax = shaped.shape[ax]
+        if ax != fa and n_ax != 1 and sym.labels[ax] != "1" and sym.sizes[ax] in (None, n_ax) \
+                and np.all(shaped == np.take(shaped, [0], axis=ax)):
+            # the same value for every batch element / time step (e.g. a zero initial state of batch 2):
+            # still a per-feature constant
+            shaped = np.take(shaped, [0], axis=ax)
         if ax != fa and shaped.shape[ax] != 1:
             raise UnsupportedModelError(
                 f"{what}: the constant varies along a non-feature axis (shape {const.shape}); certify only reads "

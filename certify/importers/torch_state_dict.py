@@ -7,19 +7,22 @@ unpickles code.  The architecture is inferred from key names of ``nn.GRU``/``nn.
 head (``fc.``/``head.``/``linear.``/``out.``/``readout.`` or any single ``weight``/``bias`` pair).
 PyTorch gate orders: GRU ``[r|z|n]``, LSTM ``[i|f|g|o]``.  The sidecar ``<file>.certify.json``
 (:mod:`certify.importers.sidecar`) supplies what weights cannot tell: the GRU reset convention,
-the RNN nonlinearity (default tanh), the LP-GRNN / SS-NN architectures, names, ranges and scalings.
-A checkpoint dict with a ``"state_dict"`` entry is accepted too.
+the RNN nonlinearity (required: weights cannot tell tanh from relu), the LP-GRNN / SS-NN architectures, names, ranges and scalings.
+A checkpoint dict whose ``"state_dict"``, ``"model_state_dict"`` or ``"model"`` (…) entry holds the
+state dict is accepted too (PyTorch tutorial checkpoints); ``module.`` prefixes (DataParallel) are dropped.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from certify.errors import ModelFileError, UnsupportedModelError, WeightError
+from certify.errors import InvalidInputError, ModelFileError, UnsupportedModelError, WeightError
+from certify.importers.limits import Budget
 from certify.importers.onnx_load import input_range_from, scaling_from
 from certify.importers.sidecar import read_sidecar, sidecar_path
 from certify.importers.torch_layout import layer_from_torch_weights
@@ -30,20 +33,53 @@ _RNN_KEY = re.compile(r"^(?P<prefix>.*?)(?P<name>weight_ih|weight_hh|bias_ih|bia
                       r"(?P<rev>_reverse)?$")
 
 
-def read_tensors(path: str) -> dict[str, np.ndarray]:
+#: checkpoint keys that hold the model's state dict (PyTorch tutorial / Lightning-style checkpoints)
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "module")
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise InvalidInputError(
+            "reading a PyTorch state dict needs PyTorch, which is not installed: install the torch extra: "
+            "pip install 'certify[torch]' (or export the model to ONNX, which certify reads without torch)."
+        ) from None
+    return torch
+
+
+def _unwrap(obj: Any, path: str) -> Any:
+    """A checkpoint dict ``{"model_state_dict": {...}, "epoch": ..., ...}`` → the state dict inside it."""
+    torch = _torch()
+    if not isinstance(obj, Mapping) or all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    inner = [k for k in CHECKPOINT_KEYS if isinstance(obj.get(k), Mapping)]
+    if len(inner) > 1:
+        raise ModelFileError(
+            f"{path} is a checkpoint with several candidate state dicts ({', '.join(inner)}); save the model's "
+            "state dict alone with torch.save(model.state_dict(), path)."
+        )
+    return obj[inner[0]] if inner else obj
+
+
+def read_tensors(path: str, budget: Budget | None = None, data: bytes | None = None) -> dict[str, np.ndarray]:
     """``torch.load(weights_only=True)`` → float64 arrays, with clear errors.
+
+    ``data`` (the file's bytes, already read and hashed) is loaded instead of re-reading ``path``.
 
     >>> import os, tempfile, torch
     >>> p = os.path.join(tempfile.mkdtemp(), "w.pt"); torch.save({"a": torch.ones(2)}, p)
     >>> read_tensors(p)["a"].dtype
     dtype('float64')
     """
+    import io
     import pickle
 
-    import torch
-
+    torch = _torch()
+    budget = budget or Budget()
+    src: Any = io.BytesIO(data) if data is not None else path
     try:
-        obj = torch.load(path, weights_only=True, map_location="cpu")
+        obj = torch.load(src, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "weights_only" in msg or "Weights only load failed" in msg or "Unsupported global" in msg:
@@ -52,18 +88,41 @@ def read_tensors(path: str) -> dict[str, np.ndarray]:
                 "certify never unpickles code: save the model with torch.save(model.state_dict(), path)."
             ) from None
         raise ModelFileError(f"{path} is not a readable PyTorch file ({msg.splitlines()[0] if msg else exc}).") from None
+    except (RecursionError, MemoryError):
+        raise
     except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors all mean a broken file
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise ModelFileError(
-            f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"{path} is not a readable PyTorch state dict ({type(exc).__name__}: {first}). "
             "The file may be truncated or corrupted."
         ) from None
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    obj = _unwrap(obj, path)
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelFileError(
             f"{path} does not hold a state dict (a mapping of names to tensors); save model.state_dict()."
         )
-    return {str(k): v.detach().cpu().double().numpy() for k, v in obj.items()}
+    if all(str(k).startswith("module.") for k in obj):  # nn.DataParallel / DistributedDataParallel
+        obj = {str(k)[len("module."):]: v for k, v in obj.items()}
+    out = {}
+    for k, v in obj.items():
+        if v.layout != torch.strided:
+            raise UnsupportedModelError(
+                f"{path}: tensor {k!r} is stored in the {str(v.layout).replace('torch.', '')} layout; certify "
+                "reads dense weights only. Save v.to_dense() (model.state_dict() of a dense model)."
+            )
+        if v.is_quantized:
+            raise UnsupportedModelError(
+                f"{path}: tensor {k!r} is quantized ({v.dtype}); certify analyses the float network. Save the "
+                "state dict of the float model (before quantization)."
+            )
+        if v.is_complex():
+            raise UnsupportedModelError(f"{path}: tensor {k!r} has dtype {v.dtype}; certify reads real weights.")
+        if v.device.type == "meta":
+            raise ModelFileError(f"{path}: tensor {k!r} has no data (meta device).")
+        budget.claim(int(v.numel()), f"{path}: tensor {k!r} of shape {tuple(v.shape)}")
+        out[str(k)] = v.detach().cpu().double().numpy()
+        budget.check("reading the state dict")
+    return out
 
 
 def _take(t: dict[str, np.ndarray], key: str, shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -84,6 +143,17 @@ def _torch_rnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> lis
         )
     if any(m["name"] == "weight_hr" for m, _ in hits):
         raise UnsupportedModelError(f"{path}: the LSTM uses proj_size (weight_hr keys); projected LSTMs are not supported.")
+    if any(m["name"] == "weight_hh" and t[k].ndim == 2 and t[k].shape[0] == t[k].shape[1] for m, k in hits) \
+            and side.get("nonlinearity") is None:
+        p_side = sidecar_path(path)
+        example = json.dumps({"format": "certify.sidecar", "version": 1, "architecture": "rnn",
+                              "nonlinearity": "tanh"})
+        raise UnsupportedModelError(
+            f"{path} holds nn.RNN weights, and a state dict cannot tell whether the network uses tanh or relu "
+            "(the two behave completely differently, and certify never assumes). Write the sidecar "
+            f"{p_side!r} with the nonlinearity of your nn.RNN, e.g. {example} (or \"nonlinearity\": \"relu\"), "
+            "or export the model to ONNX, which records it."
+        )
     prefixes = {m["prefix"] for m, _ in hits}
     if len(prefixes) != 1:
         raise UnsupportedModelError(f"{path}: recurrent weights under several prefixes {sorted(prefixes)}; expected one stack.")
@@ -154,7 +224,8 @@ def _ssnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> list[Any
     return [StateSpaceLayer(**{n: t.pop(n) for n in names}, activation=side.get("activation", "tanh"))]
 
 
-def load_state_dict(path: str) -> tuple[Network, dict[str, Any]]:
+def load_state_dict(path: str, budget: Budget | None = None,
+                    data: bytes | None = None) -> tuple[Network, dict[str, Any]]:
     """Build the network from a state dict file; returns it with the :class:`ModelInfo` fields.
 
     >>> import os, tempfile, torch
@@ -163,8 +234,9 @@ def load_state_dict(path: str) -> tuple[Network, dict[str, Any]]:
     >>> net.architecture, net.head is None
     ('gru', True)
     """
-    side = read_sidecar(path)
-    t = read_tensors(path)
+    files: list[tuple[str, str]] = []
+    side = read_sidecar(path, files)
+    t = read_tensors(path, budget, data)
     for k, v in t.items():
         if not np.all(np.isfinite(v)):
             raise WeightError(f"{path}: {k} contains NaN or Inf values; a non-finite network cannot be analysed.")
@@ -191,5 +263,12 @@ def load_state_dict(path: str) -> tuple[Network, dict[str, Any]]:
         "input_scaling": scaling_from(side.get("input_scaling"), f"{sidecar_path(path)}"),
         "output_scaling": scaling_from(side.get("output_scaling"), f"{sidecar_path(path)}"),
         "extra": {"sidecar": bool(side), "architecture_source": "sidecar" if arch else "key names"},
+        "files_sha256": files,
     }
+    if any(getattr(layer, "kind", "") == "gru" for layer in layers) and "reset_after" not in side:
+        fields["extra"]["notes"] = [
+            "GRU reset convention not stated in a sidecar: the PyTorch nn.GRU convention (reset gate applied "
+            "after U_n h + b_hn, reset_after=true) is assumed; write \"reset_after\": false in the sidecar for "
+            "a Cho-style GRU"
+        ]
     return net, fields
