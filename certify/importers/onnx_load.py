@@ -79,7 +79,7 @@ def check_declared_sizes(model: Any, path: str, budget: Budget) -> None:
     """Refuse sparse tensors and tensors whose declared size exceeds the element budget (before decoding).
 
     >>> import onnx.helper as oh
-    >>> t = oh.make_tensor("W", 1, [10**5, 10**5], b"", raw=True)
+    >>> t = oh.make_tensor("W", 1, [1], [0.0]); t.dims[:] = [10**5, 10**5]
     >>> g = oh.make_graph([oh.make_node("Identity", ["u"], ["y"])], "g", [], [], [t])
     >>> try:
     ...     check_declared_sizes(oh.make_model(g), "m.onnx", Budget())
