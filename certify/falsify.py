@@ -57,7 +57,7 @@ from certify.networks import (
 )
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
 from certify.witness.dual import Dual, FloatOps
-from certify.witness.layers import network_map
+from certify.witness.systems import NetworkSystem, as_system
 
 GROWTH = 1e6  # divergence: ‖x_T‖∞ ≥ GROWTH · max(1, ‖x_0‖∞)
 ROOT_TOL = 1e-11  # ‖G(x)‖∞ (relative to max(1, ‖x‖∞)) for a Newton root to be tried in a proof
@@ -131,9 +131,29 @@ class SearchOutcome:
 _OPS = FloatOps()
 
 
-def _f(net: Network, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class SearchSpace:
+    """Where a system's search starts and where its equilibria can be.
+
+    ``center ± halfwidth``: the box starts are drawn from; ``bound``: ``|x_i| ≤ bound_i`` holds at
+    every equilibrium (``inf`` where nothing is known); ``can_grow``: look for divergence as well.
+    """
+
+    center: np.ndarray
+    halfwidth: np.ndarray
+    bound: np.ndarray
+    can_grow: bool = False
+
+    @classmethod
+    def for_network(cls, net: Network) -> SearchSpace:
+        return cls(np.zeros(net.n_states), _state_scale(net), _bounded_box(net), _can_grow(net))
+
+
+def _f(net: Any, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One float64 step of a network or system (batched over rows; overflow allowed)."""
+    system = net if isinstance(net, NetworkSystem) or hasattr(net, "map") else NetworkSystem(net)
     with np.errstate(over="ignore", invalid="ignore"):  # diverging runs overflow on purpose
-        return net.step(x, np.broadcast_to(u, x.shape[:-1] + u.shape))[0]
+        return system.step(x, u)
 
 
 def _can_grow(net: Network) -> bool:
@@ -195,24 +215,25 @@ def _newton_starts(budget: SearchBudget, n: int) -> int:
     return max(min(8, budget.newton_starts), min(budget.newton_starts, (budget.newton_starts * 64) // max(n, 1)))
 
 
-def _with_jacobian(net: Network, X: np.ndarray, u: np.ndarray, mode: str, p: int = 1) -> Dual:
+def _with_jacobian(system: Any, X: np.ndarray, u: np.ndarray, mode: str, p: int = 1) -> Dual:
     n = X.shape[-1]
     D = Dual(X, np.broadcast_to(np.eye(n), X.shape + (n,)))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if mode == "residual":
-            return network_map(net, _OPS, D, u, "residual")
+            return system.map(_OPS, D, u, "residual")
         Y = D
         for _ in range(p):
-            Y = network_map(net, _OPS, Y, u, "step")
+            Y = system.map(_OPS, Y, u, "step")
         return Dual(Y.val - X, Y.tan - np.eye(n))
 
 
-def _newton(net: Network, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "residual",
+def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "residual",
             p: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Damped Newton on the equilibrium residual (or ``f^p − x``) from each row of ``X``.
 
     Returns the final points, their residual norms and the number of map evaluations (with Jacobian).
     """
+    net = as_system(net)
     X = np.array(X, dtype=np.float64, copy=True)
     res = np.full(X.shape[0], np.inf)
     active = np.ones(X.shape[0], dtype=bool)
@@ -245,7 +266,7 @@ def _newton(net: Network, X: np.ndarray, u: np.ndarray, iters: int, mode: str = 
         active[step_idx[small | ~np.all(np.isfinite(X[step_idx]), axis=1)]] = False
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "residual":
-            final = network_map(net, _OPS, Dual(X), u, "residual").val
+            final = net.map(_OPS, Dual(X), u, "residual").val
         else:
             Y = X
             for _ in range(p):
@@ -264,7 +285,7 @@ def _distinct(points: Sequence[np.ndarray], tol: float) -> list[np.ndarray]:
     return out
 
 
-def _equilibrium_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
+def _equilibrium_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
     a, b = proof.boxes
     xa, xb = np.array(a.center), np.array(b.center)
     d = float(np.abs(xa - xb).max())
@@ -279,7 +300,7 @@ def _equilibrium_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
     )
 
 
-def _cycle_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
+def _cycle_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
     (box,) = proof.boxes
     x0 = np.array(box.center)
     step = float(np.abs(_f(net, x0, u) - x0).max())
@@ -295,15 +316,17 @@ def _cycle_cex(net: Network, u: np.ndarray, proof: Any) -> Counterexample:
 
 
 class _Search:
-    def __init__(self, net: Network, box: InputRange, seed: int, budget: SearchBudget, deadline: Deadline):
-        self.net, self.box, self.seed, self.budget, self.deadline = net, box, seed, budget, deadline
+    def __init__(self, system: Any, inputs: Any, space: SearchSpace, seed: int, budget: SearchBudget,
+                 deadline: Deadline):
+        self.net, self.space, self.seed, self.budget, self.deadline = system, space, seed, budget, deadline
         self.rng = np.random.default_rng(seed)
+        self.inputs = inputs(self.rng) if callable(inputs) else list(inputs)
         self.evals = 0
         self.proof_seconds = 0.0
         self.unproved: list[str] = []
         self.truncated = False
         self.inputs_done = 0
-        self.bound = _bounded_box(net)
+        self.bound = space.bound
 
     def stop(self) -> bool:
         if self.deadline.expired():
@@ -315,17 +338,17 @@ class _Search:
 
         net, b = self.net, self.budget
         n = net.n_states
-        scale = _state_scale(net)
-        grow = _can_grow(net)
+        c0, scale = self.space.center, self.space.halfwidth
+        grow = self.space.can_grow
         previous: list[np.ndarray] = []
-        for u in _inputs(self.box, self.rng, b.n_inputs):
+        for u in self.inputs:
             if self.stop():
                 return None
-            X0 = (2.0 * self.rng.random((b.n_starts, n)) - 1.0) * scale
-            X0[0] = 0.0
+            X0 = c0 + (2.0 * self.rng.random((b.n_starts, n)) - 1.0) * scale
+            X0[0] = c0
             corners = min(b.n_starts // 4, 16)
             if corners > 1:
-                X0[1:corners] = 0.95 * np.sign(2.0 * self.rng.random((corners - 1, n)) - 1.0) * scale
+                X0[1:corners] = c0 + 0.95 * np.sign(2.0 * self.rng.random((corners - 1, n)) - 1.0) * scale
             X = X0.copy()
             for k in range(b.horizon):
                 X = _f(net, X, u)
@@ -334,14 +357,14 @@ class _Search:
                     return None
             finite = np.all(np.isfinite(X), axis=1) & (np.abs(X).max(axis=1) < 1e12)
             if grow:
-                cex = _divergence(net, u, X0, X, finite, b.horizon)
+                cex = _divergence(getattr(net, "net", net), u, X0, X, finite, b.horizon)
                 if cex is not None:
                     return cex
             Xf = X[finite]
             step = np.abs(_f(net, Xf, u) - Xf).max(axis=1) if Xf.shape[0] else np.zeros(0)
             order = np.argsort(step, kind="stable")
             attractors = _distinct([Xf[i] for i in order if step[i] <= 1e-3], 1e-4)[: b.max_proofs]
-            raw = (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
+            raw = c0 + (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
             starts = attractors + previous + list(raw)
             roots = self.equilibria(u, starts)
             previous = _distinct(roots + previous, DISTINCT)[: 4 * b.max_proofs]
@@ -424,7 +447,20 @@ def search(
 
     t0 = time.perf_counter()
     box, _ = resolve_input_range(net, input_range)
-    s = _Search(net, box, seed, budget or SearchBudget(), deadline or Deadline())
+    budget = budget or SearchBudget()
+    return search_system(NetworkSystem(net), lambda rng: _inputs(box, rng, budget.n_inputs),
+                         SearchSpace.for_network(net), seed=seed, budget=budget, deadline=deadline, t0=t0)
+
+
+def search_system(system: Any, inputs: Any, space: SearchSpace, *, seed: int = 0,
+                  budget: SearchBudget | None = None, deadline: Deadline | None = None,
+                  t0: float | None = None) -> SearchOutcome:
+    """The search of :func:`search` on any system (:mod:`certify.witness.systems`), e.g. a closed loop.
+
+    ``inputs``: the constant inputs to try (a list, or a function of the seeded generator).
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    s = _Search(system, inputs, space, seed, budget or SearchBudget(), deadline or Deadline())
     cex = s.run()
     return SearchOutcome(cex, tuple(s.unproved), s.truncated, s.evals, s.inputs_done,
                          time.perf_counter() - t0, s.proof_seconds, s.budget, seed)

@@ -140,6 +140,12 @@ class FloatOps:
             raise ValueError(f"unknown activation {name!r}")
         return Dual(y, _scale(a.tan, d))
 
+    def clip(self, a: Dual, low: np.ndarray, high: np.ndarray) -> Dual:
+        """Saturation to ``[low, high]`` (per entry; infinite limits allowed)."""
+        y = np.clip(a.val, low, high)
+        d = ((a.val > low) & (a.val < high)).astype(np.float64)
+        return Dual(y, _scale(a.tan, d))
+
     def const(self, v: Any) -> np.ndarray:
         return np.asarray(v, dtype=np.float64)
 
@@ -196,6 +202,36 @@ class ArbOps:
                     d.append(arb(0).union(arb(1)))
         else:  # pragma: no cover
             raise ValueError(f"unknown activation {name!r}")
+        return Dual(np.array(y, dtype=object), _scale(a.tan, np.array(d, dtype=object)))
+
+    def clip(self, a: Dual, low: np.ndarray, high: np.ndarray) -> Dual:
+        """Saturation to ``[low, high]``: exact inside, constant outside, the hull where a ball meets a limit."""
+        from flint import arb
+
+        y, d = [], []
+        for x, lo, hi in zip(a.val, low, high):
+            lo_a = arb(float(lo)) if np.isfinite(lo) else None
+            hi_a = arb(float(hi)) if np.isfinite(hi) else None
+            below = lo_a is not None and x.upper() < lo_a
+            above = hi_a is not None and x.lower() > hi_a
+            inside = (lo_a is None or x.lower() > lo_a) and (hi_a is None or x.upper() < hi_a)
+            if below:
+                y.append(lo_a)
+                d.append(arb(0))
+            elif above:
+                y.append(hi_a)
+                d.append(arb(0))
+            elif inside:
+                y.append(x)
+                d.append(arb(1))
+            else:  # the ball meets a limit: the values between the clipped end points, slope in [0, 1]
+                ends = [x.lower(), x.upper()]  # clip is monotone: its range is [clip(low end), clip(high end)]
+                if lo_a is not None:
+                    ends = [lo_a if e < lo_a else e for e in ends]
+                if hi_a is not None:
+                    ends = [hi_a if e > hi_a else e for e in ends]
+                y.append(ends[0].union(ends[1]))
+                d.append(arb(0).union(arb(1)))
         return Dual(np.array(y, dtype=object), _scale(a.tan, np.array(d, dtype=object)))
 
     def const(self, v: Any) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 
 from certify.witness.dual import ArbOps, Dual
 from certify.witness.krawczyk import PRECISION_BITS, BoxProof, arb_vector, boxes_disjoint, krawczyk
-from certify.witness.layers import network_map
+from certify.witness.systems import as_system
 
 RELATIVE_RADII = (1e-13, 1e-11, 1e-9, 1e-7, 1e-5)  # box radii tried, relative to max(1, ‖x̃‖∞)
 
@@ -81,14 +81,17 @@ class WitnessProof:
 
 
 def _residual_map(net: Any, u: np.ndarray, ops: ArbOps):
-    return lambda X: network_map(net, ops, X, u, "residual")
+    system = as_system(net)
+    return lambda X: system.map(ops, X, u, "residual")
 
 
 def _cycle_map(net: Any, u: np.ndarray, p: int, ops: ArbOps):
+    system = as_system(net)
+
     def F(X: Dual) -> Dual:
         Y = X
         for _ in range(p):
-            Y = network_map(net, ops, Y, u, "step")
+            Y = system.map(ops, Y, u, "step")
         return Y - X
     return F
 
@@ -151,7 +154,7 @@ def prove_cycle(net: Any, u: np.ndarray, x0: np.ndarray, period: int, radius: fl
     ok, reason = box.proved, "" if box.proved else "the Krawczyk test failed for f^p(x) − x"
     if ok:
         with ctx.workprec(PRECISION_BITS):
-            image = network_map(net, ops, Dual(arb_vector(np.array(box.center), box.radius), None), u, "step").val
+            image = as_system(net).map(ops, Dual(arb_vector(np.array(box.center), box.radius), None), u, "step").val
             from flint import arb
 
             apart = any((img - arb(c)).abs_lower() > arb(box.radius) for img, c in zip(image, box.center))
@@ -167,6 +170,7 @@ def verify_witness(net: Any, proof: Mapping[str, Any], input_range: Any = None) 
     Raises ``ValueError`` for malformed data (wrong sizes, unknown kind).
     """
     kind = proof.get("kind")
+    net = as_system(net)
     u = np.asarray(proof["u"], dtype=np.float64)
     if u.shape != (net.n_inputs,) or not np.all(np.isfinite(u)):
         raise ValueError(f"the witness input has shape {u.shape}; the network has {net.n_inputs} inputs.")
@@ -175,7 +179,8 @@ def verify_witness(net: Any, proof: Mapping[str, Any], input_range: Any = None) 
     radii = [float(b["radius"]) for b in boxes]
     if any(c.shape != (net.n_states,) for c in centers):
         raise ValueError(f"a witness box has the wrong dimension; the network has {net.n_states} states.")
-    box_range = input_range if input_range is not None else getattr(net.info, "input_range", None)
+    info = getattr(getattr(net, "net", None), "info", None)
+    box_range = input_range if input_range is not None else getattr(info, "input_range", None)
     if box_range is not None and not (np.all(u >= box_range.low) and np.all(u <= box_range.high)):
         return WitnessProof(str(kind), tuple(map(float, u)), (), 1, False,
                             "the witness input lies outside the network's input range")
