@@ -33,14 +33,17 @@ class _FakeProblem:
         self.kw = kw
 
 
-@pytest.mark.parametrize("raw", ["user_limit", "unbounded", "solver_error", "something_new", None])
+@pytest.mark.parametrize("raw", ["user_limit", "unbounded", "solver_error", "something_new", None,
+                                 "infeasible_inaccurate"])
 def test_unknown_or_bad_status_is_an_error(raw):
     with pytest.raises(SolverError):
         solvers.solve(_FakeProblem(raw), solvers.get_solver("scs"))
+    out = solvers.run(_FakeProblem(raw), solvers.get_solver("scs"))   # typed outcome, never "infeasible"
+    assert out.status == "undecided" and not out.has_point and "could not decide" in out.message
 
 
 @pytest.mark.parametrize("raw,mapped", [("optimal", "solved"), ("optimal_inaccurate", "inaccurate"),
-                                        ("infeasible", "infeasible"), ("infeasible_inaccurate", "infeasible")])
+                                        ("infeasible", "infeasible")])
 def test_known_status_map_and_timeout_option(raw, mapped):
     prob = _FakeProblem(raw)
     out = solvers.solve(prob, solvers.get_solver("scs"), timeout=3.0)
@@ -48,6 +51,26 @@ def test_known_status_map_and_timeout_option(raw, mapped):
     assert prob.kw["time_limit_secs"] == 3.0 and prob.kw["solver"] == "SCS"
     with pytest.raises(SolverError, match="budget"):
         solvers.solve(_FakeProblem(raw), solvers.get_solver("scs"), timeout=0.0)
+    assert prob.kw["eps_abs"] == 1e-5   # loose first try
+    retry = _FakeProblem(raw)
+    solvers.run(retry, solvers.get_solver("scs"), retry=True, options={"max_iters": 7})
+    assert retry.kw["eps_abs"] == 1e-8 and retry.kw["max_iters"] == 7   # tighter retry; user options win
+
+
+class _Boom(_FakeProblem):
+    def solve(self, **kw):
+        import cvxpy as cp
+
+        raise cp.error.SolverError("Solver 'CLARABEL' failed.")
+
+
+def test_numerical_failure_and_memory_refusal_are_undecided():
+    out = solvers.run(_Boom("optimal"), solvers.get_solver("clarabel"))
+    assert out.status == "undecided" and out.solver == "clarabel" and "numerical" in out.message
+    prob = _FakeProblem("optimal")
+    out = solvers.run(prob, solvers.get_solver("clarabel"), psd_orders=[4000])   # ~ 2 TB KKT: refused
+    assert out.status == "undecided" and out.raw_status == "refused" and not hasattr(prob, "kw")
+    assert solvers.estimate_memory(solvers.get_solver("scs"), [4000]) < solvers.available_memory()
 
 
 def _t2(alpha):

@@ -1,32 +1,46 @@
 """Kim-type Luré–Postnikov LMI and its circle/Popov special cases on a SNOF (lure notes §2, §8).
 
-Pipeline of :func:`check_lmi`: equilibrium + shift (notes §3.3) → slope normalisation to [0, K]
-(§3.2) → well-posedness (§1.2) → vertex necessary condition (§7, "generic necessary-condition
-tests") → SDP in Schur-complement form (P enters linearly; lmi_engineering.md (b)), normalised by
-``P ⪰ I`` and ``M ⪯ −δI`` → float64 validation (:mod:`certify.criteria.validate`).  Only a validated
-certificate yields ``proved``.
+Pipeline of :func:`check_lmi` — a chain of reductions, each an (apply, invert) pair — equilibrium +
+shift (notes §3.3) → slope normalisation to [0, K] (§3.2) → power-of-two balancing (exact) →
+well-posedness (§1.2) → criteria, cheapest first → float64 validation (:mod:`certify.criteria.validate`)
+in the coordinates the LMI data was built in (balancing and the Lyapunov preconditioner are mapped
+back and the certificate is validated again there).
+
+The SDP (:func:`solve_lmi`) is the Schur-complement form (lmi_engineering.md (b)) in δ-operator
+coordinates (``H = [A − I, B, 0]``), normalised by the same scale functional ``s(P, t) = 1`` the
+validation uses in its rounding bound, and it maximises the relative margin τ in ``M ⪯ −τI``
+(a first-order backend is asked only for ``τ ≥ cap``).  It is always feasible, so an interior-point
+backend never has to detect infeasibility; a negative optimal τ is the LMI's infeasibility.
+Only a validated certificate yields ``proved``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from certify.criteria import solvers as _solvers
 from certify.criteria.validate import (
+    CRITERIA,
     LMICertificate,
     LureSystem,
     ValidationResult,
     lmi_structure,
+    scale_weights,
     validate_certificate,
 )
-from certify.errors import SolverError
 from certify.results import CheckResult, CheckStatus, Property
+from certify.sdp import solvers as _solvers
 
-_AUTO_ORDER = ("circle", "lure_postnikov")
+#: ``auto`` order: by cost (PSD order n + m, then n + 2m with 3, then 4–5 multipliers).  Each criterion
+#: contains the previous one (notes §2.4(c)).
+_AUTO_ORDER = ("circle", "popov", "lure_postnikov")
+_CONTAINED = {"circle": (), "popov": ("circle",), "lure_postnikov": ("circle", "popov")}
+#: vertex pre-check before the SDP only while it is cheap (vertices × n³ flops)
+_VERTEX_UPFRONT_FLOPS = 5e7
 
 
 @dataclass(frozen=True)
@@ -90,9 +104,55 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
     return VertexCheck(bool(ok), len(ids), exhaustive, float(worst), worst_v, detail, marginal)
 
 
+@dataclass(frozen=True, eq=False)
+class Preconditioner:
+    """State transformation ``x = R⁻¹ x̃`` (apply) and its inverse on certificates (``P = R'P̃R``).
+
+    ``lyapunov``: ``R`` is the Cholesky factor of ``X = A'XA + I`` (Lyapunov equation of the all-slopes-0
+    system), so that ``‖R A R⁻¹‖₂ < 1``: the linear part becomes a strict contraction, which conditions the
+    SDP when poles sit next to 1 (fast sampling).  The multipliers do not change (channels are not touched).
+
+    >>> s = LureSystem(A=[[0.999, 0.01], [0.0, 0.998]], B=[[0.0], [0.01]], C=[[1.0, 0.0]], D=[[0.0]], K=[1.0])
+    >>> pc = Preconditioner.lyapunov(s)
+    >>> bool(np.linalg.norm(pc.apply(s).A, 2) < 1.0)
+    True
+    """
+
+    name: str
+    R: np.ndarray
+
+    @classmethod
+    def lyapunov(cls, sys: LureSystem) -> Preconditioner | None:
+        from scipy.linalg import cholesky, solve_discrete_lyapunov
+
+        if sys.n == 0 or float(np.max(np.abs(np.linalg.eigvals(sys.A)))) >= 1.0:
+            return None
+        try:
+            X = solve_discrete_lyapunov(sys.A.T, np.eye(sys.n))
+            R = cholesky((X + X.T) / 2.0, lower=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+        if not np.all(np.isfinite(R)):
+            return None
+        return cls("lyapunov", R)
+
+    def apply(self, sys: LureSystem) -> LureSystem:
+        Ri = np.linalg.inv(self.R)
+        return LureSystem(self.R @ sys.A @ Ri, self.R @ sys.B, sys.C @ Ri, sys.D, sys.K, sys.odd)
+
+    def invert(self, cert: LMICertificate) -> LMICertificate:
+        P = self.R.T @ cert.P @ self.R
+        return LMICertificate(cert.criterion, (P + P.T) / 2.0, dict(cert.multipliers))
+
+
 @dataclass(frozen=True)
 class LMIAttempt:
-    """One criterion tried: certificate (or None), backend outcome, validation and timings."""
+    """One SDP solve: certificate (or None), backend outcome, validation, the SDP's margin τ and timings.
+
+    ``decision``: ``"proved"`` (validated), ``"infeasible"`` (the backend's optimal relative margin
+    τ* ≤ 0, so no certificate exists to its accuracy), or ``"undecided"`` (backend failure, refusal, or
+    a point that failed validation).
+    """
 
     criterion: str
     certificate: LMICertificate | None
@@ -103,19 +163,61 @@ class LMIAttempt:
     build_seconds: float
     message: str
     validate_seconds: float = 0.0
+    tau: float | None = None
+    decision: str = "undecided"
+    scaling: str = "balanced"
+    retry: bool = False
 
     @property
     def proved(self) -> bool:
         return self.validation is not None and self.validation.ok
 
+    def to_dict(self) -> dict[str, Any]:
+        o = self.outcome
+        return {"criterion": self.criterion, "proved": self.proved, "decision": self.decision,
+                "message": self.message, "order": self.order, "variables": self.n_variables,
+                "scaling": self.scaling, "retry": self.retry, "sdp_margin": self.tau,
+                "seconds_build": self.build_seconds,
+                "seconds_compile": None if o is None else o.compile_seconds,
+                "seconds_solve": None if o is None else o.solve_seconds,
+                "seconds_validate": self.validate_seconds,
+                "solver": None if o is None else o.solver,
+                "solver_status": None if o is None else o.raw_status,
+                "iterations": None if o is None else o.iterations,
+                "relative_margin": None if self.validation is None else self.validation.relative_margin}
+
+
+def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
+    """PSD cone orders of :func:`solve_lmi`'s SDP: the Schur block ``N + n`` (``N = n + m`` for circle,
+    ``n + 2m`` otherwise).
+
+    >>> psd_orders(LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0]), "popov")
+    (4,)
+    """
+    N = sys.n + (sys.m if criterion == "circle" else 2 * sys.m)
+    return (N + sys.n,)
+
 
 def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, margin: float | None = None,
-              timeout: float | None = None, solver_options: dict[str, Any] | None = None) -> LMIAttempt:
+              timeout: float | None = None, solver_options: Mapping[str, Any] | None = None,
+              retry: bool = False, memory_fraction: float = 0.5) -> LMIAttempt:
     """Build and solve one criterion's SDP, then validate the returned certificate in float64.
 
+    The SDP (variables ``P = P'``, ``t_j ≥ 0``, ``τ``)::
+
+        maximise τ  s.t.  [[Q(t) + He(E_x'PH) + τI, H'P], [PH, −P]] ⪯ 0,   s(P, t) = 1,   τ ≤ cap
+
+    with ``H = [A − I, B, 0]`` and ``s`` the scale functional of
+    :func:`certify.criteria.validate.scale_weights`; by the Schur complement the first constraint is
+    ``M(P, t) ⪯ −τI`` (``P ⪰ 0`` is implied by the ``−P`` block).  ``cap`` is ``margin`` (default: the
+    backend's ``default_margin``; ``None`` = no cap).  Validation accepts the point when
+    ``max eig M ≤ −c·(k + N)·u·s``, i.e. when τ exceeds a rounding bound of order 1e-13: the solver is
+    asked for strictly more than validation requires, in the same units.
+
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
-    >>> solve_lmi(s, "circle").proved
-    True
+    >>> att = solve_lmi(s, "circle")
+    >>> att.proved, att.decision
+    (True, 'proved')
     """
     import cvxpy as cp
     import scipy.sparse as sp
@@ -123,35 +225,54 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     t0 = time.perf_counter()
     st = lmi_structure(sys, criterion)
     n, m, N = sys.n, sys.m, st.N
-    order = N + 2 * n  # Schur block (N + n) plus P ⪰ I (n)
-    spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(order)
-    delta = spec.default_margin if margin is None else float(margin)
+    orders = psd_orders(sys, criterion)
+    spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
+    cap = spec.default_margin if margin is None else float(margin)
+    a, b = scale_weights(st)
     P = cp.Variable((n, n), symmetric=True)
+    tau = cp.Variable()
     t = {name: cp.Variable(m, nonneg=True) for name in st.multiplier_names} if m else {}
     Q: Any = sp.csr_matrix((N, N))
     for name, L, R in st.terms if m else ():
         X = sp.csr_matrix(L.T) @ cp.multiply(cp.reshape(t[name], (m, 1), order="F"), R)
         Q = Q + X + X.T
     Ex = sp.csr_matrix(st.Ex)
-    top = Q - Ex.T @ P @ Ex + delta * sp.eye(N)
-    S = cp.bmat([[top, st.G.T @ P], [P @ st.G, -P]])
-    prob = cp.Problem(cp.Minimize(0), [S << 0, P >> np.eye(n)])
-    n_vars = n * (n + 1) // 2 + m * len(t)
+    PH = P @ st.H
+    XP = Ex.T @ PH
+    top = Q + XP + XP.T + tau * sp.eye(N)
+    S = cp.bmat([[top, PH.T], [PH, -P]])
+    norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
+    cons = [S << 0, norm == 1.0]
+    if cap is not None:
+        cons.append(tau <= cap)
+    prob = cp.Problem(cp.Maximize(tau), cons)
+    n_vars = n * (n + 1) // 2 + m * len(t) + 1
+    order = sum(orders)
     build = time.perf_counter() - t0
-    try:
-        out = _solvers.solve(prob, spec, timeout=timeout, options=solver_options)
-    except SolverError as exc:
-        return LMIAttempt(criterion, None, None, None, order, n_vars, build, str(exc))
-    if out.status == "infeasible" or P.value is None:
-        return LMIAttempt(criterion, None, out, None, order, n_vars, build,
-                          f"{criterion} LMI infeasible ({spec.name}: {out.raw_status}).")
+    out = _solvers.run(prob, spec, timeout=timeout, options=solver_options, retry=retry, psd_orders=orders,
+                       memory_fraction=memory_fraction)
+    common = dict(order=order, n_variables=n_vars, build_seconds=build, retry=retry)
+    if not out.has_point or P.value is None or tau.value is None:
+        msg = out.message or f"{spec.name} returned {out.raw_status} without a point: the solver could not decide"
+        return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {msg}.", **common)
+    tau_v = float(tau.value)
     cert = LMICertificate(criterion, P.value, {k: v.value for k, v in t.items()})
     tv = time.perf_counter()
     val = validate_certificate(sys, cert)
     validate_s = time.perf_counter() - tv
-    msg = (f"{criterion} LMI certificate validated" if val.ok
-           else f"{criterion} LMI: {spec.name} returned {out.raw_status} but validation failed ({val.reason}).")
-    return LMIAttempt(criterion, cert, out, val, order, n_vars, build, msg, validate_s)
+    if val.ok:
+        decision = "proved"
+        msg = f"{criterion} LMI certificate validated (relative margin {val.relative_margin:.2e})"
+    elif out.status == "solved" and tau_v <= 0.0:
+        decision = "infeasible"
+        msg = (f"{criterion} LMI infeasible to {spec.name}'s accuracy: its optimal relative margin is "
+               f"τ* = {tau_v:.2e} ≤ 0 in M ⪯ −τI with s(P, t) = 1")
+    else:
+        decision = "undecided"
+        msg = (f"{criterion} LMI: {spec.name} returned {out.raw_status} with τ = {tau_v:.2e} but validation "
+               f"failed ({val.reason}): the solver could not decide")
+    return LMIAttempt(criterion, cert, out, val, message=msg + ".", validate_seconds=validate_s, tau=tau_v,
+                      decision=decision, **common)
 
 
 def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
@@ -205,15 +326,90 @@ def balance_lure(sys: LureSystem) -> tuple[LureSystem, np.ndarray, np.ndarray]:
     return out, T, S
 
 
+def _unbalance(cert: LMICertificate, T: np.ndarray, S: np.ndarray) -> LMICertificate:
+    """Certificate of the balanced system (``x = T x̃``, ``p = S p̃``) in the unbalanced coordinates:
+    ``P = T⁻¹P̃T⁻¹`` and every multiplier divided by ``S²`` (exact: powers of two)."""
+    P = cert.P / T[:, None] / T[None, :]
+    return LMICertificate(cert.criterion, P, {k: np.asarray(v) / S**2 for k, v in cert.multipliers.items()})
+
+
+def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: float | None,
+                 left: Any, options: Mapping[str, Any] | None, fallback: bool) -> list[LMIAttempt]:
+    """Try ``crit`` until a certificate validates or the LMI is decided infeasible: the chosen backend,
+    the same backend with its retry options (another internal scaling or tighter tolerances), the
+    Lyapunov-preconditioned system (certificate mapped back and validated on ``sys``), then every other
+    installed backend.  ``left()`` gives the remaining time budget (None: unlimited)."""
+    orders = psd_orders(sys, crit)
+    first = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
+    plan: list[tuple[_solvers.SolverSpec, bool, bool]] = [(first, False, False)]
+    if fallback:
+        plan += [(first, True, False), (first, False, True)]
+        plan += [(s, False, False) for s in _solvers.fallback_solvers(first)]
+    out: list[LMIAttempt] = []
+    pc: Preconditioner | None = None
+    for spec, retry, precond in plan:
+        budget = left()
+        if budget is not None and budget <= 0:
+            break
+        target = sys
+        if precond:
+            pc = Preconditioner.lyapunov(sys)
+            if pc is None:
+                continue
+            target = pc.apply(sys)
+        att = solve_lmi(target, crit, solver=spec.name, margin=margin if spec is first else None,
+                        timeout=budget, solver_options=options if spec is first else None, retry=retry)
+        if precond and pc is not None:
+            scaling = "balanced+lyapunov"
+            if att.certificate is not None:
+                cert = pc.invert(att.certificate)
+                val = validate_certificate(sys, cert)
+                dec = "proved" if val.ok else att.decision
+                msg = att.message if val.ok == att.proved else (
+                    f"{att.message} Mapped back to the balanced coordinates: "
+                    + ("validated." if val.ok else f"validation failed ({val.reason})."))
+                att = LMIAttempt(att.criterion, cert, att.outcome, val, att.order, att.n_variables,
+                                 att.build_seconds, msg, att.validate_seconds, att.tau, dec, scaling, retry)
+            else:
+                att = LMIAttempt(att.criterion, None, att.outcome, None, att.order, att.n_variables,
+                                 att.build_seconds, att.message, 0.0, att.tau, att.decision, scaling, retry)
+        out.append(att)
+        if att.decision in ("proved", "infeasible"):
+            break
+    return out
+
+
 def _not_proved(name: str, prop: Property, criterion: str, msg: str, t0: float, q: dict[str, Any],
                 status: CheckStatus = CheckStatus.NOT_PROVED, **kw: Any) -> CheckResult:
     return CheckResult(name=name, property=prop, status=status, criterion=criterion, message=msg,
                        quantities=q, seconds=time.perf_counter() - t0, **kw)
 
 
+def _vertex_quantities(vc: VertexCheck) -> dict[str, Any]:
+    return {"ok": vc.ok, "checked": vc.checked, "exhaustive": vc.exhaustive,
+            "max_spectral_radius": vc.worst_rho, "worst_vertex_channels": list(vc.worst_vertex),
+            "unit_circle_vertex_channels": None if vc.marginal_vertex is None else list(vc.marginal_vertex)}
+
+
+def _vertex_message(vc: VertexCheck, rho0: float) -> str:
+    hint = ""
+    if abs(rho0 - 1.0) < 1e-9 or vc.marginal_vertex is not None:
+        on = [] if vc.marginal_vertex is None else list(vc.marginal_vertex)[:20]
+        hint = (f" The vertex gain with slope K on channels {on} (0 elsewhere) leaves an eigenvalue exactly "
+                "on the unit circle (a structural obstruction, not a numerical one): typically an "
+                "integrator left open, e.g. integral action around a purely neural estimate (no linear path "
+                "from measurement to estimate) or a positional PI with output saturation; use a velocity "
+                "(anti-windup) PI or a linear bypass.")
+    elif rho0 >= 1.0:
+        hint = " With every slope 0 the linear part is already unstable (A is not Schur)."
+    return ("necessary condition fails, so no slope-[0,K] LMI can be feasible: " + vc.detail + ". This linear "
+            "gain lies in the nonlinearity class; it does not prove the network itself unstable." + hint)
+
+
 def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, margin: float | None = None,
               timeout: float | None = None, prop: Property = Property.GAS, name: str = "lmi",
-              w: np.ndarray | None = None) -> CheckResult:
+              w: np.ndarray | None = None, solver_options: Mapping[str, Any] | None = None,
+              deadline: Any = None) -> CheckResult:
     """Certify global asymptotic stability of a SNOF's equilibrium with a validated LMI certificate.
 
     Parameters
@@ -221,34 +417,45 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     form : SNOF
         The system (biases and constant inputs allowed; ``w`` is the constant input, default 0).
     criterion : {"auto", "circle", "popov", "lure_postnikov"}
-        ``auto`` tries circle, then the Luré–Postnikov (Kim-type) LMI.
+        ``auto`` tries circle, popov, then the Luré–Postnikov (Kim-type) LMI (by cost; each contains the
+        previous one) and stops at the first validated certificate.  A named criterion whose SDP cannot be
+        decided falls back to the criteria it contains, whose certificates prove the same property
+        (``criterion`` of the result says which one proved it).
     solver : str or None
-        Backend name (see :func:`certify.criteria.solvers.available_solvers`); default by size.
+        Backend name (see :func:`certify.sdp.solvers.available_solvers`); default by size.
     margin : float or None
-        δ in ``M ⪯ −δI`` with ``P ⪰ I`` (default: the backend's ``default_margin``).
+        Cap on the relative margin τ asked of the backend (default: its ``default_margin``).
     timeout : float or None
-        Wall-time budget in seconds for all solver calls together.
+        Wall-time budget in seconds for all solver calls together (capped by ``deadline``).
+    solver_options : Mapping or None
+        Options passed to the first backend's solve (e.g. ``{"max_iter": 500}`` for Clarabel).
+    deadline : certify.deadline.Deadline or None
+        The whole check's deadline; the solves get what is left of it.
 
     Returns
     -------
     CheckResult
-        ``proved`` only with a validated certificate; the vertex obstruction, infeasibility, solver
-        failures and failed validations give ``not_proved`` with the reason.
+        ``proved`` only with a validated certificate.  The vertex obstruction, infeasibility, a backend
+        that could not decide, an exhausted time budget and failed validations give ``not_proved`` with
+        the reason; ``quantities["criteria_tried"]`` lists every attempt (backend, scaling, margin τ).
 
     >>> from certify.snof import SNOF, Channel
     >>> f = SNOF(A=[[0.5]], B_p=[[-1.0]], C_q=[[1.0]], channels=(Channel("tanh"),))
-    >>> check_lmi(f).status.value
-    'proved'
+    >>> r = check_lmi(f)
+    >>> r.status.value, r.criterion
+    ('proved', 'circle')
     """
     from certify.snof.transform import equilibrium
 
     t0 = time.perf_counter()
+    if deadline is not None:
+        timeout = deadline.cap(timeout)
     q: dict[str, Any] = {"criterion_requested": criterion}
-    crit_list = _AUTO_ORDER if criterion == "auto" else (criterion,)
-    if any(c not in ("circle", "popov", "lure_postnikov") for c in crit_list):
+    if criterion != "auto" and criterion not in CRITERIA:
         from certify.errors import InvalidInputError
 
         raise InvalidInputError(f"unknown LMI criterion {criterion!r}; use auto, circle, popov or lure_postnikov.")
+    crit_list = _AUTO_ORDER if criterion == "auto" else (criterion,)
     if solver is not None:
         _solvers.get_solver(solver)  # unknown name -> clear error before any work
     label = crit_list[-1]
@@ -263,80 +470,99 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     if not eq.found:
         return _not_proved(name, prop, label, f"no equilibrium found for the constant input (residual "
                            f"{eq.residual:.2e}); the LMI certifies stability of an equilibrium only.", t0, q)
-    sys, normed, info = lure_system(form, eq)
+    sys0, normed, info = lure_system(form, eq)
     q.update(info)
+    sys = sys0
+    T_bal = S_bal = None
     if sys.n and sys.m:
-        sys, T_bal, S_bal = balance_lure(sys)
+        sys, T_bal, S_bal = balance_lure(sys0)
         q["balancing"] = {"state_scales": T_bal.tolist(), "channel_scales": S_bal.tolist()}
-    odd = sys.odd
-    q.update({"n": sys.n, "m": sys.m, "odd": odd})
+    q.update({"n": sys.n, "m": sys.m, "odd": sys.odd})
     # --- well-posedness (notes §1.2) ------------------------------------------------------------
     tp = time.perf_counter()
-    wp = normed.well_posedness()
+    wp = normed.well_posedness(solver=solver, timeout=None if timeout is None else max(
+        timeout - (time.perf_counter() - t0), 0.0))
     q["well_posedness"] = wp.method
     q["seconds_well_posedness"] = time.perf_counter() - tp
     if not wp.ok:
         return _not_proved(name, prop, label, f"well-posedness not established: {wp.detail}", t0, q)
-    # --- vertex necessary condition ---------------------------------------------------------------
-    tp = time.perf_counter()
-    vc = vertex_check(sys)
-    q["seconds_vertex_check"] = time.perf_counter() - tp
-    q["vertex_check"] = {"ok": vc.ok, "checked": vc.checked, "exhaustive": vc.exhaustive,
-                         "max_spectral_radius": vc.worst_rho, "worst_vertex_channels": list(vc.worst_vertex),
-                         "unit_circle_vertex_channels": None if vc.marginal_vertex is None
-                         else list(vc.marginal_vertex)}
     rho0 = float(np.max(np.abs(np.linalg.eigvals(sys.A)), initial=0.0))
     q["spectral_radius_all_slopes_zero"] = rho0
-    if not vc.ok:
-        hint = ""
-        if abs(rho0 - 1.0) < 1e-9 or vc.marginal_vertex is not None:
-            on = [] if vc.marginal_vertex is None else list(vc.marginal_vertex)[:20]
-            hint = (f" The vertex gain with slope K on channels {on} (0 elsewhere) leaves an eigenvalue exactly "
-                    "on the unit circle (a structural obstruction, not a numerical one): typically an "
-                    "integrator left open, e.g. integral action around a purely neural estimate (no linear path "
-                    "from measurement to estimate) or a positional PI with output saturation; use a velocity "
-                    "(anti-windup) PI or a linear bypass.")
-        elif rho0 >= 1.0:
-            hint = " With every slope 0 the linear part is already unstable (A is not Schur)."
-        return _not_proved(name, prop, label, "necessary condition fails, so no slope-[0,K] LMI can be feasible: "
-                           + vc.detail + ". This linear gain lies in the nonlinearity class; it does not prove "
-                           "the network itself unstable." + hint, t0, q)
-    # --- criteria, cheapest first ----------------------------------------------------------------
-    tried: list[dict[str, Any]] = []
-    last: LMIAttempt | None = None
+    # --- vertex necessary condition (up front only while cheap) ---------------------------------
+    n_vert = 2**sys.m if sys.m <= 10 else 2 + sys.m + 64
+    vc: VertexCheck | None = None
+    if n_vert * max(sys.n, 1) ** 3 <= _VERTEX_UPFRONT_FLOPS or rho0 >= 1.0:
+        tp = time.perf_counter()
+        vc = vertex_check(sys)
+        q["seconds_vertex_check"] = time.perf_counter() - tp
+        q["vertex_check"] = _vertex_quantities(vc)
+        if not vc.ok:
+            return _not_proved(name, prop, label, _vertex_message(vc, rho0), t0, q)
+    # --- criteria, cheapest first, each through the fallback chain ------------------------------
+    left = (lambda: None) if timeout is None else (lambda: timeout - (time.perf_counter() - t0))
+    attempts: list[LMIAttempt] = []
+    proved: LMIAttempt | None = None
     for crit in crit_list:
-        left = None if timeout is None else timeout - (time.perf_counter() - t0)
-        att = solve_lmi(sys, crit, solver=solver, margin=margin, timeout=left)
-        last = att
-        tried.append({"criterion": crit, "proved": att.proved, "message": att.message, "order": att.order,
-                      "variables": att.n_variables, "seconds_build": att.build_seconds,
-                      "seconds_compile": None if att.outcome is None else att.outcome.compile_seconds,
-                      "seconds_solve": None if att.outcome is None else att.outcome.solve_seconds,
-                      "seconds_validate": att.validate_seconds,
-                      "solver": None if att.outcome is None else att.outcome.solver,
-                      "solver_status": None if att.outcome is None else att.outcome.raw_status})
-        if att.proved:
+        chain = _solve_chain(sys, crit, solver=solver, margin=margin, left=left, options=solver_options,
+                             fallback=True)
+        attempts += chain
+        if chain and chain[-1].proved:
+            proved = chain[-1]
             break
-    assert last is not None
-    q["criteria_tried"] = tried
+        if criterion != "auto" and (not chain or chain[-1].decision != "infeasible"):
+            # undecided: a contained criterion's certificate proves the same property (notes §2.4(c))
+            for sub in _CONTAINED[crit]:
+                chain = _solve_chain(sys, sub, solver=solver, margin=margin, left=left, options=solver_options,
+                                     fallback=True)
+                attempts += chain
+                if chain and chain[-1].proved:
+                    proved = chain[-1]
+                    break
+    q["criteria_tried"] = [a.to_dict() for a in attempts]
+    out_of_time = timeout is not None and left() is not None and left() <= 0
+    if proved is None and vc is None and (timeout is None or not out_of_time):
+        tp = time.perf_counter()  # explain the failure with the vertex necessary condition
+        vc = vertex_check(sys)
+        q["seconds_vertex_check"] = time.perf_counter() - tp
+        q["vertex_check"] = _vertex_quantities(vc)
+    last = proved or (max(attempts, key=lambda a: -np.inf if a.tau is None else a.tau) if attempts else None)
+    if last is None:
+        spec_name = solver or _solvers.choose_solver(sum(psd_orders(sys, label))).name
+        why = "the time budget was exhausted before the first solve" if out_of_time else "no solve was run"
+        return _not_proved(name, prop, label, f"LMI not solved: {why}.", t0, q, solver=spec_name)
     q["lmi_order"] = last.order
     q["variables"] = last.n_variables
+    q["criterion_proved"] = None if proved is None else proved.criterion
     val = last.validation
-    common = dict(criterion=last.criterion, solver=None if last.outcome is None else last.outcome.solver,
+    common = dict(criterion=last.criterion,
+                  solver=last.outcome.solver if last.outcome is not None else solver,
                   solver_status=None if last.outcome is None else last.outcome.raw_status,
                   validation={} if val is None else val.to_dict(),
                   margin=None if val is None else val.max_eig_M)
-    if last.proved:
-        t4 = last.certificate is not None and bool(np.any(np.asarray(last.certificate.multipliers.get("T4", 0.0)) > 0))
+    if proved is not None:
+        assert val is not None
+        t4 = bool(np.any(np.asarray(proved.certificate.multipliers.get("T4", 0.0)) > 0)) \
+            if proved.certificate is not None else False
         scope = ("the odd-nonlinearity term T4 is used, which is valid only where the shifted channels are odd "
                  "(pre-activations zero at the equilibrium), so this holds for the constant input checked only."
                  if t4 else "the LMI does not depend on the constant input, so this holds for every constant input "
                  "that has an equilibrium.")
-        msg = (f"{last.criterion} LMI feasible with a validated certificate (max eig M = {val.max_eig_M:.3e}): "
-               "the equilibrium is globally asymptotically stable (hence unique) for every slope-restricted "
-               f"nonlinearity in the declared class; {scope}")
+        via = ""
+        if criterion != "auto" and proved.criterion != criterion:
+            via = (f" The {criterion} LMI could not be decided; the {proved.criterion} LMI it contains proved it "
+                   "(its certificate is valid for the same class).")
+        msg = (f"{proved.criterion} LMI feasible with a validated certificate (max eig M = {val.max_eig_M:.3e}, "
+               f"relative margin {val.relative_margin:.2e}): the equilibrium is globally asymptotically stable "
+               "(hence unique) for every slope-restricted nonlinearity in the declared class; " + scope + via)
+        if T_bal is not None and proved.certificate is not None:
+            orig = validate_certificate(sys0, _unbalance(proved.certificate, T_bal, S_bal))
+            q["validation_unbalanced"] = orig.to_dict()
         return CheckResult(name=name, property=prop, status=CheckStatus.PROVED, message=msg, quantities=q,
                            seconds=time.perf_counter() - t0, **common)
-    status = CheckStatus.ERROR if last.outcome is None else CheckStatus.NOT_PROVED
-    return CheckResult(name=name, property=prop, status=status, message="; ".join(a["message"] for a in tried),
+    parts = [a.message for a in attempts]
+    if vc is not None and not vc.ok:
+        parts.insert(0, _vertex_message(vc, rho0))
+    if out_of_time:
+        parts.append("the time budget was exhausted")
+    return CheckResult(name=name, property=prop, status=CheckStatus.NOT_PROVED, message=" ".join(parts),
                        quantities=q, seconds=time.perf_counter() - t0, **common)

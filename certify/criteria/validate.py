@@ -13,88 +13,44 @@ returned, and decides with eigenvalues — never with the solver's status.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from certify.sdp.types import LMICertificate, LureSystem
+
+__all__ = ["CRITERIA", "LMICertificate", "LMIStructure", "LureSystem", "ValidationResult", "assemble_M",
+           "lmi_structure", "rounding_margin", "scale_weights", "validate_certificate"]
 
 CRITERIA = ("circle", "popov", "lure_postnikov")
 _EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True, eq=False)
-class LureSystem:
-    """Shifted, normalised Luré system ``x⁺ = A x + B p, q = C x + D p, p = ψ(q)``, ψ_i slope [0, K_i].
-
-    ``odd`` is True when every ψ_i is odd (then the T4 term of notes §2.3 is allowed).
-
-    >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
-    >>> s.n, s.m
-    (1, 1)
-    """
-
-    A: np.ndarray
-    B: np.ndarray
-    C: np.ndarray
-    D: np.ndarray
-    K: np.ndarray
-    odd: bool = False
-
-    def __post_init__(self) -> None:
-        A = np.atleast_2d(np.asarray(self.A, dtype=np.float64))
-        n = A.shape[0]
-        K = np.asarray(self.K, dtype=np.float64).reshape(-1)
-        m = K.shape[0]
-        object.__setattr__(self, "A", A.reshape(n, n))
-        object.__setattr__(self, "B", np.asarray(self.B, dtype=np.float64).reshape(n, m))
-        object.__setattr__(self, "C", np.asarray(self.C, dtype=np.float64).reshape(m, n))
-        object.__setattr__(self, "D", np.asarray(self.D, dtype=np.float64).reshape(m, m))
-        if np.any(K <= 0) or not np.all(np.isfinite(K)):
-            raise ValueError("LureSystem: every slope bound K_i must be finite and > 0.")
-        object.__setattr__(self, "K", K)
-
-    @property
-    def n(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def m(self) -> int:
-        return self.K.shape[0]
-
-
-@dataclass(frozen=True, eq=False)
 class LMIStructure:
-    """Float64 data of ``M(P, t)``: ξ dimension ``N``, ``G``, ``E_x`` and the multiplier terms."""
+    """Float64 data of ``M(P, t)``: ξ dimension ``N``, ``H = G − E_x``, ``E_x`` and the multiplier terms.
+
+    ``M = H'PH + He(E_x'PH) + Σ_j He(L_j' diag(t_j) R_j)``, which equals ``G'PG − E_x'PE_x + …`` with
+    ``G = [A B 0]``, written without the cancellation of ``A'PA − P`` when ``A`` is close to ``I`` (poles
+    near 1, fast sampling): ``H = [A − I, B, 0]`` is the δ-operator form of the same matrix.
+    """
 
     criterion: str
     N: int
-    G: np.ndarray
+    H: np.ndarray
     Ex: np.ndarray
     terms: tuple[tuple[str, np.ndarray, np.ndarray], ...]
+    omega: float = 0.0
+
+    @property
+    def G(self) -> np.ndarray:
+        """``G = [A B 0]`` (``x⁺ = Gξ``)."""
+        return self.H + self.Ex
 
     @property
     def multiplier_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for name, _, _ in self.terms))
-
-
-@dataclass(frozen=True, eq=False)
-class LMICertificate:
-    """Lyapunov matrix ``P`` and diagonal multipliers (vectors) for one criterion.
-
-    >>> c = LMICertificate("circle", np.eye(1), {"T": np.ones(1)})
-    >>> sorted(c.multipliers)
-    ['T']
-    """
-
-    criterion: str
-    P: np.ndarray
-    multipliers: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "P", np.atleast_2d(np.asarray(self.P, dtype=np.float64)))
-        object.__setattr__(self, "multipliers", MappingProxyType(
-            {k: np.asarray(v, dtype=np.float64) for k, v in self.multipliers.items()}))
 
 
 def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) -> LMIStructure:
@@ -103,6 +59,7 @@ def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) 
     ``popov`` is the 3-block LMI with the Luré–Postnikov term and the sector terms only
     (Λ, T1, T2; no slope term T3), which contains the circle and DT Popov criteria (notes §2.4c).
     ``lure_postnikov`` adds the slope term T3, and T4 when ``use_odd`` (default: ``sys.odd``).
+    ``Δq = C(A − I)x + CBp + Dp⁺ − Dp`` is formed with ``A − I`` (no cancellation near the unit circle).
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> st = lmi_structure(s, "lure_postnikov")
@@ -114,22 +71,28 @@ def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) 
     A, B, C, D, K = sys.A, sys.B, sys.C, sys.D, sys.K
     n, m = sys.n, sys.m
     Km = K[:, None]
+    AmI = A - np.eye(n)
+    nf = lambda X: float(np.linalg.norm(X)) if X.size else 0.0  # noqa: E731
+    # bound on the magnitude of every product of data formed below (for the rounding bound)
+    omega = float(np.max(K, initial=0.0)) * (nf(C) * (1.0 + nf(A) + nf(B)) + nf(D))
     if criterion == "circle":
         N = n + m
         Ex = np.hstack([np.eye(n), np.zeros((n, m))])
         Ep = np.hstack([np.zeros((m, n)), np.eye(m)])
-        G = np.hstack([A, B])
+        H = np.hstack([AmI, B])
         Gq = np.hstack([C, D])
-        return LMIStructure(criterion, N, G, Ex, (("T", Ep, Km * Gq - Ep),))
+        return LMIStructure(criterion, N, H, Ex, (("T", Ep, Km * Gq - Ep),), omega)
     N = n + 2 * m
     Zmn, Zmm = np.zeros((m, n)), np.zeros((m, m))
     Ex = np.hstack([np.eye(n), np.zeros((n, 2 * m))])
     Ep = np.hstack([Zmn, np.eye(m), Zmm])
     Epp = np.hstack([Zmn, Zmm, np.eye(m)])
-    G = np.hstack([A, B, np.zeros((n, m))])
+    H = np.hstack([AmI, B, np.zeros((n, m))])
     Gq = np.hstack([C, D, Zmm])
-    Gqp = np.hstack([C @ A, C @ B, D])
-    dG, dE = Gqp - Gq, Epp - Ep
+    CB = C @ B
+    dG = np.hstack([C @ AmI, CB - D, D])            # Δq = q⁺ − q
+    Gqp = np.hstack([C @ A, CB, D])                 # q⁺
+    dE = Epp - Ep
     terms: list[tuple[str, np.ndarray, np.ndarray]] = [
         # 2 p⁺'Λ Δq − Δp'Λ K⁻¹ Δp  (Luré–Postnikov integral bound, notes §2.2)
         ("Lambda", Epp, dG),
@@ -142,27 +105,81 @@ def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) 
         if sys.odd if use_odd is None else use_odd:
             S, Sq = Ep + Epp, Gq + Gqp
             terms.append(("T4", S, Km * Sq - S))  # odd: slope between q⁺ and −q
-    return LMIStructure(criterion, N, G, Ex, tuple(terms))
+    return LMIStructure(criterion, N, H, Ex, tuple(terms), omega)
 
 
 def assemble_M(st: LMIStructure, P: np.ndarray, multipliers: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``M = G'PG − E_x'PE_x + Σ He(L' diag(t) R)`` in float64 (symmetrised).
+    """``M = H'PH + He(E_x'PH) + Σ He(L' diag(t) R)`` in float64 (symmetrised); equals
+    ``G'PG − E_x'PE_x + Σ He(L' diag(t) R)``.
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> M = assemble_M(lmi_structure(s, "circle"), np.eye(1), {"T": np.ones(1)})
     >>> M.round(3).tolist()
     [[-0.75, 0.5], [0.5, -1.0]]
     """
-    M = st.G.T @ P @ st.G - st.Ex.T @ P @ st.Ex
+    PH = P @ st.H
+    M = st.H.T @ PH
+    X = st.Ex.T @ PH
+    M = M + X + X.T
     for name, L, R in st.terms:
         X = L.T @ (multipliers[name][:, None] * R)
         M = M + X + X.T
     return (M + M.T) / 2.0
 
 
+def scale_weights(st: LMIStructure) -> tuple[float, dict[str, float]]:
+    """Weights ``(a, b)`` of the scale functional ``s(P, t) = a·tr P + Σ_j b_j Σ_i t_{j,i}`` (P ⪰ 0, t ≥ 0).
+
+    ``a = ‖H‖_F² + 2‖H‖_F`` and ``b_j = Σ 2‖L‖_F (‖R‖_F + ω)`` over the pairs of multiplier ``j``, with ``ω``
+    a bound on the products of data formed in :func:`lmi_structure`.  Since ``‖P‖_F ≤ tr P`` and
+    ``‖diag t‖_2 ≤ Σ t``, ``s`` bounds the Frobenius norm of the sum of the absolute values of every
+    product added into ``M`` (hence ``‖M‖_2``).  The SDP fixes the homogeneous scale by ``s(P, t) = 1``;
+    validation uses the same ``s`` in its rounding bound, so both speak about the same margin.
+
+    >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> a, b = scale_weights(lmi_structure(s, "circle"))
+    >>> round(a, 3), sorted(b)
+    (3.486, ['T'])
+    """
+    nf = lambda X: float(np.linalg.norm(X)) if X.size else 0.0  # noqa: E731
+    hn = nf(st.H)
+    a = hn * hn + 2.0 * hn
+    b: dict[str, float] = {}
+    for name, L, R in st.terms:
+        b[name] = b.get(name, 0.0) + 2.0 * nf(L) * (nf(R) + st.omega)
+    return a, b
+
+
+def rounding_margin(st: LMIStructure, s: float, c_round: float = 8.0) -> float:
+    """Bound on ``|λ_max(fl(M)) − λ_max(M)|`` for certificates of scale ``s`` (:func:`scale_weights`).
+
+    With unit roundoff ``u = 2⁻⁵³``, each product and sum in :func:`assemble_M` and in
+    :func:`lmi_structure` has inner length at most ``k = 2n + m + J + 4`` (``J`` terms), so the assembled
+    matrix differs from the exact one by at most ``γ_k·s``, ``γ_k = ku/(1 − ku)`` (Higham 2002, Lemma 3.5,
+    entrywise, then the Frobenius norm).  LAPACK's symmetric eigensolver is backward stable: the computed
+    eigenvalues are exact for ``M + ΔM`` with ``‖ΔM‖_2 ≤ p(N)·u·‖M‖_2`` (Anderson et al. 1999, §4.7), and
+    by Weyl's inequality each eigenvalue moves by at most ``‖ΔM‖_2``.  certify takes ``p(N) = N`` and a
+    safety factor ``c_round`` (default 8): ``margin = c_round·(k + N)·u·s``.
+
+    >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> rounding_margin(lmi_structure(s, "circle"), 1.0) < 1e-13
+    True
+    """
+    n, N = st.Ex.shape
+    m = max(N - n, 0)
+    k = 2 * n + m + len(st.terms) + 4
+    u = _EPS / 2.0
+    gk = k * u / max(1.0 - k * u, 0.5)
+    return float(c_round * (gk + N * u) * s)
+
+
 @dataclass(frozen=True)
 class ValidationResult:
-    """Figures of a float64 re-check; ``ok`` is the only thing that may lead to ``proved``."""
+    """Figures of a float64 re-check; ``ok`` is the only thing that may lead to ``proved``.
+
+    ``relative_margin`` is ``−max eig(M) / scale`` (the margin τ the SDP maximises); the certificate
+    passes when it exceeds ``margin_M / scale`` (the relative rounding bound).
+    """
 
     ok: bool
     max_eig_M: float
@@ -173,19 +190,25 @@ class ValidationResult:
     projected: float
     reason: str
 
+    @property
+    def relative_margin(self) -> float:
+        return -self.max_eig_M / self.scale if self.scale > 0 and np.isfinite(self.max_eig_M) else -np.inf
+
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "max_eig_M": self.max_eig_M, "min_eig_P": self.min_eig_P,
                 "margin_required_M": self.margin_M, "margin_required_P": self.margin_P,
-                "scale": self.scale, "projected_negative_multipliers": self.projected, "reason": self.reason}
+                "scale": self.scale, "relative_margin": self.relative_margin,
+                "relative_margin_required": self.margin_M / self.scale if self.scale > 0 else None,
+                "projected_negative_multipliers": self.projected, "reason": self.reason}
 
 
 def validate_certificate(
     sys: LureSystem,
     cert: LMICertificate,
     *,
-    c_round: float = 100.0,
-    rel_floor: float = 1e-9,
-    abs_floor: float = 1e-12,
+    c_round: float = 8.0,
+    rel_floor: float = 0.0,
+    abs_floor: float = 0.0,
 ) -> ValidationResult:
     """Re-insert a certificate into the LMI in float64 and decide by eigenvalues.
 
@@ -193,16 +216,16 @@ def validate_certificate(
     diagonal; negative entries are set to 0 and the largest clipped amount is reported); reject a T4
     term unless every channel is odd; rebuild ``M`` with :func:`assemble_M`.
 
-    Margin: with ``N`` the order of ``M`` and
-    ``scale = ‖G‖²‖P‖ + ‖P‖ + Σ_j 2‖L_j‖‖diag t_j‖‖R_j‖`` (Frobenius norms, which bound the spectral ones; an upper bound on
-    ``‖M‖`` and on the size of every product summed into it),
+    Margin: with ``s = a·Σ|λ_i(P)| + Σ_j b_j Σ t_j`` (:func:`scale_weights`; for ``P ⪰ 0`` this is the SDP's
+    normalisation functional) and the rounding bound of :func:`rounding_margin`,
 
-        margin_M = max(abs_floor, rel_floor · scale, c_round · N · eps · scale)
-        margin_P = max(abs_floor, rel_floor · ‖P‖, c_round · n · eps · ‖P‖)
+        margin_M = max(abs_floor, rel_floor · s, c_round · (k + N) · u · s)
+        margin_P = max(abs_floor, rel_floor · ‖P‖_*, c_round · (n + 1) · u · ‖P‖_*)
 
-    so rounding in the assembly and in ``eigvalsh`` (each ≲ N·eps·scale) cannot turn an indefinite
-    ``M`` into an apparently definite one.  ``ok`` requires ``max eig(M) ≤ −margin_M`` and
-    ``min eig(P) ≥ margin_P``.
+    so rounding in the assembly and in ``eigvalsh`` cannot turn an indefinite ``M`` into an apparently
+    definite one.  ``ok`` requires ``max eig(M) ≤ −margin_M`` and ``min eig(P) ≥ margin_P`` (both
+    margins > 0).  ``rel_floor`` and ``abs_floor`` are optional extra floors (default 0); validation is
+    never looser than the rounding bound.
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> validate_certificate(s, LMICertificate("circle", np.eye(1), {"T": np.ones(1)})).ok
@@ -228,15 +251,17 @@ def validate_certificate(
         return ValidationResult(False, np.inf, -np.inf, 0.0, 0.0, 0.0, projected,
                                 "T4 (odd-nonlinearity term) is used but not every channel is odd.")
     M = assemble_M(st, P, mult)
-    nrm = lambda X: float(np.linalg.norm(X)) if X.size else 0.0  # noqa: E731  Frobenius ≥ spectral
-    nP = nrm(P)
-    scale = nrm(st.G) ** 2 * nP + nP + sum(
-        2 * nrm(L) * float(np.max(mult[name], initial=0.0)) * nrm(R) for name, L, R in st.terms)
-    margin_M = max(abs_floor, rel_floor * scale, c_round * st.N * _EPS * scale)
-    margin_P = max(abs_floor, rel_floor * nP, c_round * max(sys.n, 1) * _EPS * nP)
+    eigP = np.linalg.eigvalsh(P) if P.size else np.zeros(0)
+    nuc = float(np.sum(np.abs(eigP)))
+    a, b = scale_weights(st)
+    scale = a * nuc + sum(b[name] * float(np.sum(mult[name])) for name in b)
+    u = _EPS / 2.0
+    tiny = float(np.finfo(np.float64).tiny) * 2**60   # stay far from underflow, where rounding is not relative
+    margin_M = max(abs_floor, rel_floor * scale, rounding_margin(st, scale, c_round), tiny)
+    margin_P = max(abs_floor, rel_floor * nuc, c_round * (sys.n + 1) * u * nuc, tiny)
     max_M = float(np.linalg.eigvalsh(M).max()) if M.size else -np.inf
-    min_P = float(np.linalg.eigvalsh(P).min()) if P.size else np.inf
-    ok = max_M <= -margin_M and min_P >= margin_P
+    min_P = float(eigP.min()) if P.size else np.inf
+    ok = bool(np.isfinite(scale)) and max_M <= -margin_M and min_P >= margin_P
     if ok:
         reason = "max eig(M) and min eig(P) clear the rounding margins"
     elif max_M > -margin_M:

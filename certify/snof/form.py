@@ -192,8 +192,13 @@ class SNOF:
                 "D_qp_nilpotent": channel_levels(self.D_qp) is not None}
 
     # --- well-posedness ------------------------------------------------------------------------
-    def well_posedness(self) -> WellPosedness:
+    def well_posedness(self, *, solver: str | None = None, timeout: float | None = None,
+                       options: Any = None) -> WellPosedness:
         """Decide whether ``q = C x + D_qp φ(q) + c`` has a unique solution for every x, w (notes §1.2).
+
+        A structurally nilpotent ``D_qp`` needs no SDP; otherwise the diagonal LMI of Richardson & Turner
+        (2024, Lemma 2) is solved through :func:`certify.sdp.solvers.run` with ``solver`` (default by
+        size), ``timeout`` and ``options``, and its answer is re-checked in float64.
 
         >>> from certify.snof.channels import Channel
         >>> SNOF(A=[[0.0]], channels=(Channel("tanh"),)).well_posedness().method
@@ -201,7 +206,7 @@ class SNOF:
         """
         if self._levels is not None:
             return WellPosedness(True, "nilpotent", "D_qp is structurally nilpotent (forward substitution).")
-        return _diagonal_lmi_well_posedness(self)
+        return _diagonal_lmi_well_posedness(self, solver=solver, timeout=timeout, options=options)
 
     # --- semantics -----------------------------------------------------------------------------
     def solve_channels(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,23 +282,29 @@ def normalised_D(form: SNOF) -> np.ndarray | None:
     return np.linalg.solve(Mi, form.D_qp) * form.K[None, :]
 
 
-def _diagonal_lmi_well_posedness(form: SNOF, margin: float = 1e-6) -> WellPosedness:
-    """Richardson & Turner Lemma 2 (notes §1.2): diagonal V ≻ 0 with 2V − V D̃ − D̃'V ≻ 0, re-checked."""
+def _diagonal_lmi_well_posedness(form: SNOF, margin: float = 1e-6, *, solver: str | None = None,
+                                 timeout: float | None = None, options: Any = None) -> WellPosedness:
+    """Richardson & Turner Lemma 2 (notes §1.2): diagonal V ≻ 0 with 2V − V D̃ − D̃'V ≻ 0, re-checked.
+
+    The SDP runs through the backend registry (:mod:`certify.sdp.solvers`): the user's backend, options
+    and time budget, and its honest status map (a backend that cannot decide gives ``unproved``).
+    """
     Dt = normalised_D(form)
     if Dt is None:
         return WellPosedness(False, "unproved", "I − D_qp diag(slope lo) is singular: the loop is not well-posed.")
     import cvxpy as cp
 
+    from certify.sdp import solvers as _solvers
+
     v = cp.Variable(form.m)
     V = cp.diag(v)
     S = 2 * V - V @ Dt - Dt.T @ V
     prob = cp.Problem(cp.Minimize(0), [v >= 1.0, (S + S.T) / 2 >> margin * np.eye(form.m)])
-    try:
-        prob.solve(solver="CLARABEL")
-    except Exception as exc:  # noqa: BLE001 - any solver failure means "not proved"
-        return WellPosedness(False, "unproved", f"well-posedness LMI failed to solve ({exc}).")
-    if v.value is None:
-        return WellPosedness(False, "unproved", f"no diagonal V found (solver status {prob.status}).")
+    spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(form.m)
+    out = _solvers.run(prob, spec, timeout=timeout, options=options, psd_orders=(form.m,))
+    if not out.has_point or v.value is None:
+        why = out.message or f"{spec.name} status {out.raw_status}"
+        return WellPosedness(False, "unproved", f"no diagonal V found ({why}).")
     Vv = np.diag(np.maximum(v.value, 0.0))
     Sv = 2 * Vv - Vv @ Dt - Dt.T @ Vv
     lam = float(np.linalg.eigvalsh((Sv + Sv.T) / 2).min())

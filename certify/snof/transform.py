@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from certify.criteria.validate import LMICertificate
+from certify.sdp.types import LMICertificate
 from certify.snof.channels import Channel, evaluate_channels
 from certify.snof.form import SNOF
 
