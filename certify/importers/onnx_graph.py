@@ -33,6 +33,13 @@ from certify.importers.onnx_values import Const, InitState, Poison, ShapeDep, St
 from certify.networks import AffineCell, LinearHead, Network
 
 CELL_INPUTS = ("u", "x")
+_FLOAT_ELEM_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+PACKED_MESSAGE = (
+    "{what}: the model runs packed / variable-length sequences (torch.nn.utils.rnn.pack_padded_sequence, ONNX "
+    "sequence_lens). certify analyses the recurrence itself, which does not depend on sequence lengths: export "
+    "the same network without packing (call the nn.GRU/nn.LSTM/nn.RNN on the padded [batch, time, features] "
+    "tensor), or save its state dict."
+)
 CELL_OUTPUTS = ("x_next", "y")
 _RECURRENT = ("GRU", "LSTM", "RNN")
 
@@ -144,6 +151,9 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str,
         values[inputs[0].name] = _input_sym(inputs[0], ("in",), tuple(f"a{i}" for i in range(r - 1)) + ("F",),
                                             budget)
         for vi in inputs[1:]:
+            if vi.type.tensor_type.elem_type not in _FLOAT_ELEM_TYPES:
+                raise UnsupportedModelError(PACKED_MESSAGE.format(what=f"graph input {vi.name!r} is an integer tensor "
+                                                                       "(sequence lengths)"))
             values[vi.name] = InitState()
     unsupported: list[tuple[str, str, str]] = []
     for count, node in enumerate(graph.node):
@@ -179,9 +189,6 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str,
                 reason = f"it only reads constants but could not be evaluated ({type(exc).__name__}: {exc})"
                 unsupported.append((node.op_type, node.name, reason))
                 outs = [Poison()] * len(node.output)
-            for o in outs:
-                if isinstance(o, Const):
-                    budget.claim(0 if o.value.dtype == object else int(o.value.size), f"{node.op_type} {node.name!r}")
         elif not has_sig and node.op_type not in _RECURRENT:
             outs = shape_like(node, ins, attrs, shapes.get(node.output[0])) if all(isinstance(v, Const | ShapeDep | Zero) for v in present) \
                 else [ShapeDep()] * len(node.output)

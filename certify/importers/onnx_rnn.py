@@ -122,7 +122,9 @@ def _op_recurrent(node, ins, attrs, ctx):
     if not isinstance(X, Sym) or X.time is not None or len(X.labels) != 3 or X.labels[2] != "F":
         raise UnsupportedModelError(f"{where}: its input X is not a [time, batch, feature] sequence signal.")
     if ins[4] is not None and not isinstance(ins[4], Zero):
-        raise UnsupportedModelError(f"{where} uses sequence_lens (variable-length batches); not supported.")
+        from certify.importers.onnx_graph import PACKED_MESSAGE
+
+        raise UnsupportedModelError(PACKED_MESSAGE.format(what=f"{where} uses sequence_lens"))
     _check_state_shapes(node, ins, attrs, X, ctx)
     for k in (5, 6):
         v = _const(ins[k], f"{where} initial state")
