@@ -264,6 +264,27 @@ def _search(
     return out.to_dict()
 
 
+def _search_loop(
+    cl: Any, plant: str | None, loop: Any, seed: int, budget: SearchBudget | None, deadline: Deadline,
+    checks: list[CheckResult],
+) -> dict[str, Any]:
+    """The closed-loop counterexample search (:mod:`certify.loop.refute`); its check goes to ``checks``."""
+    from certify.loop.check import resolve_loop
+    from certify.loop.refute import loop_falsification_check, refute_loop
+
+    spec = resolve_loop(plant, None if loop is None else os.fspath(loop))
+    out = refute_loop(cl, spec, seed=seed, budget=budget, deadline=deadline)
+    if out.counterexample is not None:
+        checks.append(loop_falsification_check(cl, out.counterexample))
+    elif out.unproved or out.truncated:
+        why = "; ".join(list(out.unproved[:1]) + (["stopped by the time limit"] if out.truncated else []))
+        checks.append(CheckResult("loop.falsify", Property.GAS, CheckStatus.NOT_PROVED, "falsification",
+                                  message=f"no proved counterexample ({why}).", seconds=out.seconds,
+                                  quantities={"unproved_candidates": len(out.unproved), "truncated": out.truncated},
+                                  scope="model"))
+    return out.to_dict()
+
+
 def _assumptions(
     ir: InputRange | None, source: str, checks: Sequence[CheckResult], timeout: float | None,
     falsification: Mapping[str, Any] | None,
@@ -392,7 +413,8 @@ def check(
         model_stub = summary  # errors from here on still report what was loaded
         if plant is not None or loop is not None:
             return _loop_report(net, summary, plant, loop, method, solver, timeout, ir, source, kw,
-                                t_start, t_loaded, stage)
+                                t_start, t_loaded, stage, deadline=deadline, seed=seed,
+                                search=False if falsify_budget == 0 else search)
         checks = _network_checks(net, method, solver, deadline.remaining(), ir, stage)
         t_checks = time.perf_counter()
         requested = _requested(net, method, loop=False)
@@ -423,7 +445,8 @@ def check(
 def _loop_report(
     net: Network, summary: dict[str, Any], plant: str | None, loop: Any, method: str, solver: str | None,
     timeout: float | None, ir: InputRange | None, source: str, kw: dict[str, Any], t_start: float,
-    t_loaded: float, stage: Callable[[str], None],
+    t_loaded: float, stage: Callable[[str], None], *, deadline: Deadline, seed: int = 0,
+    search: bool | SearchBudget = True,
 ) -> Report:
     try:
         from certify.loop import check_closed_loop
@@ -434,9 +457,16 @@ def _loop_report(
         ) from None
     stage("closed-loop analysis")
     outcome = check_closed_loop(net, plant=plant, loop=None if loop is None else os.fspath(loop), method=method,
-                                solver=solver, timeout=timeout)
+                                solver=solver, timeout=deadline.remaining())
+    checks = list(outcome.checks)
+    falsification = None
+    cl = getattr(outcome, "closed_loop", None)
+    if (search is not False and cl is not None and method != "diss"
+            and decide(checks, (Property.GAS,), "loop").verdict is Verdict.NOT_CERTIFIED):
+        stage("searching the closed loop for a counterexample")
+        falsification = _search_loop(cl, plant, loop, seed, None if search is True else search, deadline, checks)
     t_end = time.perf_counter()
-    checks = tuple(outcome.checks)
+    checks = tuple(checks)
     description = dict(outcome.description or {})
     if loop is not None:
         description.setdefault("loop_file", os.fspath(loop))
@@ -446,7 +476,7 @@ def _loop_report(
     return Report(
         model=summary, checks=checks, requested=(Property.GAS,), subject="loop", loop=description,
         counterexample=outcome.counterexample, simulation=outcome.simulation,
-        assumptions=_assumptions(ir, source, checks, timeout, None),
+        assumptions=_assumptions(ir, source, checks, timeout, falsification),
         timings={"load": t_loaded - t_start, "checks": t_end - t_loaded, "total": t_end - t_start},
         **kw,
     )
