@@ -368,7 +368,8 @@ def load_plant_file(path: str | Path, *, max_states: int | None = None, deadline
     certify.errors.LoopSpecError: plant file /dev/null is a character device, not a regular file.
     """
     path = Path(path)
-    check_regular_file(path, "plant file", error=LoopSpecError)
+    if check_regular_file(path, "plant file", error=LoopSpecError) == 0:
+        raise LoopSpecError(f"plant file {path} is empty.")
     if deadline is not None:
         deadline.check("reading the plant file")
     suffix = path.suffix.lower()

@@ -243,7 +243,8 @@ def load_loop_file(path: str | Path, *, max_states: int | None = None, deadline:
     import json
 
     path = Path(path)
-    check_regular_file(path, "loop file", error=LoopSpecError)
+    if check_regular_file(path, "loop file", error=LoopSpecError) == 0:
+        raise LoopSpecError(f"loop file {path} is empty.")
     if deadline is not None:
         deadline.check("reading the loop file")
     try:

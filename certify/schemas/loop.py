@@ -233,8 +233,12 @@ def _validator_class() -> Any:
     if _VALIDATOR is None:
         from jsonschema import Draft202012Validator, validators
 
+        # exact types: 0.0 is not an integer and true is not a number (JSON Schema would accept 0.0)
+        checker = Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", lambda _, inst: isinstance(inst, int) and not isinstance(inst, bool))
         _VALIDATOR = validators.extend(
             Draft202012Validator, {"x-matrix": _matrix, "x-vector": _vector, "x-finite": _finite},
+            type_checker=checker,
         )
     return _VALIDATOR
 
