@@ -129,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
+    v = sub.add_parser("verify", formatter_class=fmt,
+                       help="re-check the interval proof of a saved report's counterexample (no search)",
+                       description="Repeat, in ball arithmetic, the proof behind an `unstable` REPORT (JSON) for "
+                                   "MODEL: exit 0 when it holds, 1 when it does not, 3 for bad input.")
+    v.add_argument("report", metavar="REPORT", help="a JSON report written by `certify check --format json`")
+    v.add_argument("model", metavar="MODEL", help="the model file the report is about")
+    vwhere = v.add_mutually_exclusive_group()
+    vwhere.add_argument("--plant", metavar="NAME", help="for a loop report: the built-in plant (default: the report's)")
+    vwhere.add_argument("--loop", metavar="FILE", help="for a loop report: the loop file (default: the report's)")
+    v.add_argument("--format", choices=("text", "json"), default="text")
+    v.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
     from certify.train.retrain import add_arguments as retrain_arguments  # no torch/numpy at import
 
     r = sub.add_parser("retrain", formatter_class=fmt, epilog=EXIT_CODES_HELP,
@@ -444,13 +456,27 @@ def cmd_plants(args: argparse.Namespace) -> int:
     return int(ExitCode.CERTIFIED)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from certify.verify import render, verify_counterexample
+
+    proof = verify_counterexample(args.report, args.model, plant=args.plant, loop=args.loop)
+    if args.format == "json":
+        _write(json.dumps(dict(proof.to_dict(), seconds=proof.seconds), indent=2), None)
+    else:
+        _write(render(proof), None)
+    return int(ExitCode.CERTIFIED if proof.proved else ExitCode.NOT_CERTIFIED)
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     from certify.train.retrain import run
 
     return run(args)
 
 
-_COMMANDS = {"check": cmd_check, "inspect": cmd_inspect, "plants": cmd_plants, "retrain": cmd_retrain}
+_COMMANDS = {"check": cmd_check, "inspect": cmd_inspect, "plants": cmd_plants, "verify": cmd_verify,
+             "retrain": cmd_retrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,131 @@
+"""Re-check a saved report's counterexample without any search: ``certify verify REPORT MODEL``.
+
+An ``unstable`` report carries the interval proof of its witness (Krawczyk boxes, the constant input,
+the period).  :func:`verify_counterexample` reads the report and the model (and, for a closed loop,
+the plant or loop file), rebuilds the map, and repeats the proof in ball arithmetic
+(:func:`certify.witness.proofs.verify_witness`).  Nothing from the original run is trusted but the
+numbers it names: the boxes either contain the claimed equilibria / periodic point of *this* model,
+or the re-check fails.
+
+>>> from certify.networks import ElmanLayer, Network
+>>> import certify
+>>> net = Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),))
+>>> report = certify.check(net).to_dict()
+>>> report["verdict"], verify_counterexample(report, net).proved
+('unstable', True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from typing import Any
+
+from certify.errors import InvalidInputError
+
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def read_report(path: str | os.PathLike[str]) -> Any:
+    """Parse a JSON report file (one report, or the array ``certify check`` writes for several models)."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the report {p}: {exc.strerror or exc}.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError(f"the report {p} is not a regular file.")
+    if st.st_size > MAX_REPORT_BYTES:
+        raise InvalidInputError(f"the report {p} is larger than {MAX_REPORT_BYTES >> 20} MiB.")
+    try:
+        with open(p, "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(f"the report {p} is not a JSON report ({type(exc).__name__}).") from None
+
+
+def _pick(report: Any, sha: str | None) -> Mapping[str, Any]:
+    if isinstance(report, list):
+        if sha:
+            hits = [r for r in report if isinstance(r, Mapping) and (r.get("model") or {}).get("sha256") == sha]
+            if len(hits) == 1:
+                return hits[0]
+        hits = [r for r in report if isinstance(r, Mapping) and r.get("counterexample")]
+        if len(hits) != 1:
+            raise InvalidInputError("the report file holds several reports; none matches the model's SHA-256 "
+                                    "unambiguously.")
+        return hits[0]
+    if not isinstance(report, Mapping):
+        raise InvalidInputError("the report is not a JSON object.")
+    return report
+
+
+def verify_counterexample(report: Any, model: Any, *, plant: str | None = None, loop: str | None = None) -> Any:
+    """Repeat the interval proof of ``report``'s counterexample for ``model``.
+
+    Parameters
+    ----------
+    report : path or Mapping or list
+        A JSON report (``Report.to_dict()``) or its file.
+    model : path or Network
+        The model the report is about (its SHA-256 must match the report's when both are known).
+    plant, loop : str, optional
+        For a closed-loop report: the built-in plant or loop file (default: the ones the report names).
+
+    Returns
+    -------
+    certify.witness.proofs.WitnessProof
+        ``proved`` tells whether the proof holds again.
+    """
+    from certify.api import load_model
+    from certify.networks import InputRange, Network
+    from certify.witness.proofs import verify_witness
+
+    data = read_report(report) if isinstance(report, (str, os.PathLike)) else report
+    net = model if isinstance(model, Network) else load_model(model)
+    sha = net.info.sha256 or None
+    if sha is None and isinstance(model, (str, os.PathLike)):
+        from certify.api import file_sha256
+
+        sha = file_sha256(model)
+    rep = _pick(data, sha)
+    claimed = (rep.get("model") or {}).get("sha256")
+    if sha and claimed and claimed != sha:
+        raise InvalidInputError(f"the report is about another model file (SHA-256 {claimed[:12]}…, this model "
+                                f"{sha[:12]}…).")
+    cex = rep.get("counterexample")
+    if not isinstance(cex, Mapping) or not isinstance((cex.get("data") or {}).get("proof"), Mapping):
+        raise InvalidInputError("the report has no counterexample with an interval proof to re-check "
+                                f"(its verdict is {rep.get('verdict')!r}).")
+    proof = cex["data"]["proof"]
+    try:
+        if rep.get("subject") == "loop":
+            from certify.loop.assemble import assemble
+            from certify.loop.check import resolve_loop
+            from certify.witness.systems import SNOFSystem
+
+            described = rep.get("loop") or {}
+            if plant is None and loop is None:
+                loop = described.get("loop_file")
+                plant = None if loop else described.get("plant")
+            spec = resolve_loop(plant, loop)
+            return verify_witness(SNOFSystem(assemble(net, spec).form), proof)
+        ir = (rep.get("assumptions") or {}).get("input_range")
+        box = None if not isinstance(ir, Mapping) else InputRange(low=ir["low"], high=ir["high"])
+        return verify_witness(net, proof, input_range=box)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"malformed counterexample proof in the report: {exc}") from None
+
+
+def render(proof: Any) -> str:
+    """A few lines for people: what was re-checked and whether it holds."""
+    lines = [f"witness: {proof.kind}" + (f" (period {proof.period})" if proof.kind == "limit_cycle" else ""),
+             f"constant input u = {list(proof.u)}"]
+    for i, b in enumerate(proof.boxes):
+        lines.append(f"box {i}: radius {b.radius:.3g}, Krawczyk contraction ≤ {b.contraction:.3g}, "
+                     f"inclusion {b.inclusion:.3g} ({'proved' if b.proved else 'NOT proved'})")
+    lines.append("re-check: " + ("the proof holds: the property is false for this model."
+                                 if proof.proved else f"the proof does NOT hold ({proof.reason})."))
+    return "\n".join(lines)
