@@ -186,9 +186,16 @@ def _input_files(args: argparse.Namespace) -> list[str]:
     loop = getattr(args, "loop", None)
     if loop:  # the plant file a loop file names (best effort: a malformed loop file is reported later)
         try:
-            from certify.loop.plants import _load_toml
+            import json
+            from pathlib import Path
 
-            plant = _load_toml(__import__("pathlib").Path(loop)).get("plant", {})
+            from certify.loop.plants import _decode, _load_toml, read_regular_file
+
+            if loop.lower().endswith(".json"):
+                data = json.loads(_decode(read_regular_file(loop, "loop file", max_bytes=1 << 24), Path(loop)))
+            else:
+                data = _load_toml(Path(loop))
+            plant = data.get("plant", {}) if isinstance(data, dict) else {}
             if isinstance(plant, dict) and isinstance(plant.get("file"), str):
                 paths.append(os.path.join(os.path.dirname(loop), plant["file"]))
         except Exception:  # noqa: BLE001 - reading the loop file properly happens later

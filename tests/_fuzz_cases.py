@@ -705,6 +705,7 @@ def special_cases() -> list[Case]:
     out = []
     for kind in SPECIAL_KINDS:
         out.append(Case("special", {"m.onnx": kind}, ["check", "{dir}/m.onnx", "--quiet"], f"model:{kind}"))
+        out.append(Case("special", {"m.onnx": kind}, ["inspect", "{dir}/m.onnx"], f"inspect:{kind}"))
         out.append(Case("special", {"m.pt": _torch_bytes_or_none(), "m.pt.certify.json": kind},
                         ["check", "{dir}/m.pt", "--quiet", "--method", "diss"], f"sidecar:{kind}"))
         out.append(Case("special", {"m.onnx": model, "l.toml": kind},

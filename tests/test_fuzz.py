@@ -77,36 +77,44 @@ def test_unmutated_inputs_are_accepted(case):
     assert out.ok and out.exit_code in (0, 1), _describe(case, out)
 
 
-@_settings(40)
+@_settings(120)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_onnx_protobuf_mutations(rnd):
     case = _generated("onnx", rnd)
     _assert_ok(case, _judge(case))
 
 
-@_settings(15)
+@_settings(40)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_raw_bytes(rnd):
     case = _generated("raw_bytes", rnd)
     _assert_ok(case, _judge(case))
 
 
-@_settings(30)
+@_settings(60)
 @given(st.randoms(use_true_random=False))
-def test_fuzz_state_dicts_and_sidecars(rnd):
+def test_fuzz_state_dicts(rnd):
     pytest.importorskip("torch")
     case = _generated("state_dict", rnd)
     _assert_ok(case, _judge(case, SPECIAL_TIMEOUT if "special" in case.label else TIMEOUT))
 
 
-@_settings(30)
+@_settings(40)
+@given(st.randoms(use_true_random=False))
+def test_fuzz_sidecars(rnd):
+    pytest.importorskip("torch")
+    case = _generated("sidecar", rnd)
+    _assert_ok(case, _judge(case, SPECIAL_TIMEOUT if "special" in case.label else TIMEOUT))
+
+
+@_settings(60)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_loop_files(rnd):
     case = _generated("loop", rnd)
     _assert_ok(case, _judge(case))
 
 
-@_settings(30)
+@_settings(60)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_plant_files(rnd):
     case = _generated("plant", rnd)

@@ -52,11 +52,12 @@ def _loop(tmp_path: Path, body: dict, name: str = "l.toml") -> Path:
 # outputs never destroy inputs; outputs are atomic
 
 
+@pytest.mark.parametrize("loop_format", ["toml", "json"])
 @pytest.mark.parametrize("target", ["model", "sidecar", "loop", "plant", "hardlink"])
-def test_output_that_is_an_input_is_refused_and_the_input_survives(tmp_path, rnn, target, capsys):
+def test_output_that_is_an_input_is_refused_and_the_input_survives(tmp_path, rnn, target, loop_format, capsys):
     plant = tmp_path / "p.json"
     plant.write_text(json.dumps(F.BASE_PLANT))
-    loop = _loop(tmp_path, {**F.BASE_LOOP, "plant": {"file": "p.json"}})
+    loop = _loop(tmp_path, {**F.BASE_LOOP, "plant": {"file": "p.json"}}, "l." + loop_format)
     sidecar = tmp_path / "m.onnx.certify.json"
     sidecar.write_text("{}")
     os.link(rnn, tmp_path / "hard.onnx")
