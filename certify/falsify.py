@@ -86,6 +86,9 @@ class SearchBudget:
         Equilibria (and periodic points) put to the interval test per input.
     max_period : int
         Longest period of a limit cycle looked for.
+    continuation_steps : int
+        Steps of equilibrium continuation along the segment from each input to the next (folds of
+        the branch reveal inputs with several equilibria).
 
     >>> SearchBudget().n_starts, SearchBudget(n_starts=8).n_starts
     (32, 8)
@@ -98,6 +101,7 @@ class SearchBudget:
     newton_iters: int = 30
     max_proofs: int = 6
     max_period: int = 24
+    continuation_steps: int = 120
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,103 @@ def _cycle_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
     )
 
 
+def _residual_and_jacobian(system: Any, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    G = _with_jacobian(system, x[None, :], u, "residual")
+    return G.val[0], G.tan[0]
+
+
+def track_equilibria(system: Any, u_a: np.ndarray, u_b: np.ndarray, x0: np.ndarray, *, steps: int = 150,
+                     bound: np.ndarray | None = None) -> tuple[list[tuple[float, np.ndarray]], list[int], int]:
+    """Pseudo-arclength continuation of an equilibrium branch along ``u(t) = u_a + t (u_b − u_a)``.
+
+    Follows the curve ``G(x, u(t)) = 0`` from the root ``x0`` at ``t = 0`` through turning points (folds
+    of the branch, where the number of equilibria changes) until ``t`` leaves ``[0, 1]`` or ``steps`` run
+    out.  Returns the points ``(t, x)``, the indices just after each fold, and the evaluations used.
+    Past a fold the branch runs back in ``t``: for those ``t`` the network has at least two equilibria.
+    """
+    n = x0.size
+    du = u_b - u_a
+    evals = 0
+
+    def H(x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        nonlocal evals
+        g, J = _residual_and_jacobian(system, x, u_a + t * du)
+        h = 1e-6
+        gp = system.map(_OPS, Dual(x[None, :]), u_a + (t + h) * du, "residual").val[0]
+        gm = system.map(_OPS, Dual(x[None, :]), u_a + (t - h) * du, "residual").val[0]
+        evals += 3
+        return g, J, (gp - gm) / (2 * h)
+
+    def tangent(x: np.ndarray, t: float, prev: np.ndarray | None) -> np.ndarray | None:
+        _, J, gt = H(x, t)
+        A = np.hstack([J, gt[:, None]])
+        if not np.all(np.isfinite(A)):
+            return None
+        v = np.linalg.svd(A)[2][-1]
+        if prev is None:
+            return v if v[-1] >= 0 else -v
+        return v if float(v @ prev) >= 0 else -v
+
+    x, t = np.array(x0, dtype=np.float64), 0.0
+    v = tangent(x, t, None)
+    pts: list[tuple[float, np.ndarray]] = [(t, x.copy())]
+    folds: list[int] = []
+    ds = 0.05
+    k = 0
+    while v is not None and k < steps and 0.0 <= t <= 1.0:
+        k += 1
+        y_pred = np.append(x, t) + ds * v
+        y = y_pred.copy()
+        ok = False
+        for _ in range(8):
+            g, J, gt = H(y[:n], float(y[n]))
+            F = np.append(g, v @ (y - y_pred))
+            if not np.all(np.isfinite(F)):
+                break
+            if float(np.abs(F).max()) <= 1e-12:
+                ok = True
+                break
+            M = np.vstack([np.hstack([J, gt[:, None]]), v[None, :]])
+            try:
+                y = y - np.linalg.solve(M, F)
+            except np.linalg.LinAlgError:
+                break
+        if not ok:
+            ds *= 0.5
+            if ds < 1e-6:
+                break
+            continue
+        if bound is not None and np.any(np.abs(y[:n]) > bound + 1e-9):
+            break
+        x, t = y[:n], float(y[n])
+        v_new = tangent(x, t, v)
+        if v_new is None:
+            break
+        if v_new[-1] * v[-1] < 0:
+            folds.append(len(pts))
+        v = v_new
+        pts.append((t, x.copy()))
+        ds = min(0.2, ds * 1.5)
+    return pts, folds, evals
+
+
+def _fold_pairs(pts: list[tuple[float, np.ndarray]], folds: list[int]) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """For each fold: a parameter value past it and one point on each side of the fold (Newton starts)."""
+    out = []
+    for f in folds:
+        for m in (3, 1, 6):
+            j = min(f + m, len(pts) - 1)
+            if j < f:
+                continue
+            t_new, x_new = pts[j]
+            before = [(abs(t - t_new), i) for i, (t, _) in enumerate(pts[:f])]
+            if not before:
+                continue
+            _, i = min(before)
+            out.append((t_new, x_new, pts[i][1]))
+    return out
+
+
 class _Search:
     def __init__(self, system: Any, inputs: Any, space: SearchSpace, seed: int, budget: SearchBudget,
                  deadline: Deadline):
@@ -341,6 +442,7 @@ class _Search:
         c0, scale = self.space.center, self.space.halfwidth
         grow = self.space.can_grow
         previous: list[np.ndarray] = []
+        u_prev: np.ndarray | None = None
         for u in self.inputs:
             if self.stop():
                 return None
@@ -367,7 +469,12 @@ class _Search:
             raw = c0 + (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
             starts = attractors + previous + list(raw)
             roots = self.equilibria(u, starts)
+            if u_prev is not None and previous and b.continuation_steps > 0:
+                cex = self.continuation(u_prev, u, previous[0])
+                if cex is not None:
+                    return cex
             previous = _distinct(roots + previous, DISTINCT)[: 4 * b.max_proofs]
+            u_prev = u
             if len(roots) >= 2:
                 if self.stop():
                     return None
@@ -382,6 +489,33 @@ class _Search:
             self.inputs_done += 1
             if cex is not None:
                 return cex
+        return None
+
+    def continuation(self, u_a: np.ndarray, u_b: np.ndarray, x0: np.ndarray) -> Counterexample | None:
+        """Track an equilibrium from ``u_a`` to ``u_b``; past a fold, prove the two branches' equilibria."""
+        from certify.witness.proofs import prove_equilibria
+
+        if self.stop() or np.array_equal(u_a, u_b):
+            return None
+        finite = np.where(np.isfinite(self.bound), self.bound, np.inf)
+        pts, folds, ev = track_equilibria(self.net, u_a, u_b, x0, steps=self.budget.continuation_steps,
+                                          bound=finite)
+        self.evals += ev
+        for t, x_new, x_old in _fold_pairs(pts, folds)[: self.budget.max_proofs]:
+            if self.stop():
+                return None
+            u = u_a + t * (u_b - u_a)
+            lo, hi = np.minimum(u_a, u_b), np.maximum(u_a, u_b)
+            u = np.clip(u, lo, hi)  # stays in the input range (a box is convex)
+            roots = self.equilibria(u, [x_new, x_old])
+            if len(roots) < 2:
+                continue
+            proof = prove_equilibria(self.net, u, roots)
+            self.proof_seconds += proof.seconds
+            if proof.proved:
+                return _equilibrium_cex(self.net, u, proof)
+            self.unproved.append(f"u = {np.round(u, 6).tolist()}: two float64 equilibria past a fold, not proved "
+                                 f"({proof.reason})")
         return None
 
     def equilibria(self, u: np.ndarray, starts: list[np.ndarray]) -> list[np.ndarray]:
