@@ -41,6 +41,9 @@ _AUTO_ORDER = ("circle", "popov", "lure_postnikov")
 _CONTAINED = {"circle": (), "popov": ("circle",), "lure_postnikov": ("circle", "popov")}
 #: vertex pre-check before the SDP only while it is cheap (vertices × n³ flops)
 _VERTEX_UPFRONT_FLOPS = 5e7
+#: an optimal relative margin below −this is "infeasible"; between it and the rounding bound the solver's
+#: accuracy cannot tell, and the fallback chain (other scalings, other backends) takes over
+_DECIDE_INFEASIBLE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
 
 @dataclass(frozen=True, eq=False)
 class Preconditioner:
-    """State transformation ``x = R⁻¹ x̃`` (apply) and its inverse on certificates (``P = R'P̃R``).
+    """State transformation ``x̃ = R x`` (apply) and its inverse on certificates (``P = R'P̃R``).
 
     ``lyapunov``: ``R`` is the Cholesky factor of ``X = A'XA + I`` (Lyapunov equation of the all-slopes-0
     system), so that ``‖R A R⁻¹‖₂ < 1``: the linear part becomes a strict contraction, which conditions the
@@ -120,6 +123,24 @@ class Preconditioner:
 
     name: str
     R: np.ndarray
+
+    @classmethod
+    def state_scale(cls, sys: LureSystem) -> Preconditioner | None:
+        """``x = c x̃`` with ``c = (1 − ρ(A))^{-1/2}`` (clipped to [1, 1e3]): near the unit circle the
+        x-block of ``M`` is ``O(1 − ρ)`` while the channel blocks are ``O(1)``; the scaling rebalances the
+        normalisation ``s(P, t) = 1`` between ``P`` and the multipliers.  ``None`` when ``c < 3``.
+
+        >>> s = LureSystem(A=[[0.9999]], B=[[1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+        >>> round(float(1 / Preconditioner.state_scale(s).R[0, 0]))
+        100
+        """
+        if sys.n == 0:
+            return None
+        rho = float(np.max(np.abs(np.linalg.eigvals(sys.A))))
+        if not rho < 1.0:
+            return None
+        c = float(np.clip((1.0 - rho) ** -0.5, 1.0, 1e3))
+        return None if c < 3.0 else cls("state_scale", np.eye(sys.n) / c)
 
     @classmethod
     def lyapunov(cls, sys: LureSystem) -> Preconditioner | None:
@@ -263,10 +284,10 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     if val.ok:
         decision = "proved"
         msg = f"{criterion} LMI certificate validated (relative margin {val.relative_margin:.2e})"
-    elif out.status == "solved" and tau_v <= 0.0:
+    elif out.status == "solved" and tau_v <= -_DECIDE_INFEASIBLE:
         decision = "infeasible"
-        msg = (f"{criterion} LMI infeasible to {spec.name}'s accuracy: its optimal relative margin is "
-               f"τ* = {tau_v:.2e} ≤ 0 in M ⪯ −τI with s(P, t) = 1")
+        msg = (f"{criterion} LMI infeasible: {spec.name}'s optimal relative margin is "
+               f"τ* = {tau_v:.2e} < 0 in M ⪯ −τI with s(P, t) = 1")
     else:
         decision = "undecided"
         msg = (f"{criterion} LMI: {spec.name} returned {out.raw_status} with τ = {tau_v:.2e} but validation "
@@ -336,15 +357,17 @@ def _unbalance(cert: LMICertificate, T: np.ndarray, S: np.ndarray) -> LMICertifi
 def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: float | None,
                  left: Any, options: Mapping[str, Any] | None, fallback: bool) -> list[LMIAttempt]:
     """Try ``crit`` until a certificate validates or the LMI is decided infeasible: the chosen backend,
-    the same backend with its retry options (another internal scaling or tighter tolerances), the
-    Lyapunov-preconditioned system (certificate mapped back and validated on ``sys``), then every other
-    installed backend.  ``left()`` gives the remaining time budget (None: unlimited)."""
+    the state-scaled system, the same backend with its retry options (another internal scaling or tighter
+    tolerances), the Lyapunov-preconditioned system (certificates mapped back and validated on ``sys``),
+    then every other installed backend.  ``left()`` gives the remaining time budget (None: unlimited)."""
     orders = psd_orders(sys, crit)
     first = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
-    plan: list[tuple[_solvers.SolverSpec, bool, bool]] = [(first, False, False)]
+    # near the unit circle the state-scaled system goes first (cheaper on average than a failed plain try)
+    near = Preconditioner.state_scale(sys) is not None
+    plan: list[tuple[_solvers.SolverSpec, bool, str]] = [(first, False, "state_scale" if near else "")]
     if fallback:
-        plan += [(first, True, False), (first, False, True)]
-        plan += [(s, False, False) for s in _solvers.fallback_solvers(first)]
+        plan += [(first, False, "" if near else "state_scale"), (first, True, ""), (first, False, "lyapunov")]
+        plan += [(s, False, "") for s in _solvers.fallback_solvers(first)]
     out: list[LMIAttempt] = []
     pc: Preconditioner | None = None
     for spec, retry, precond in plan:
@@ -353,14 +376,14 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
             break
         target = sys
         if precond:
-            pc = Preconditioner.lyapunov(sys)
+            pc = getattr(Preconditioner, precond)(sys)
             if pc is None:
                 continue
             target = pc.apply(sys)
         att = solve_lmi(target, crit, solver=spec.name, margin=margin if spec is first else None,
                         timeout=budget, solver_options=options if spec is first else None, retry=retry)
         if precond and pc is not None:
-            scaling = "balanced+lyapunov"
+            scaling = "balanced+" + precond
             if att.certificate is not None:
                 cert = pc.invert(att.certificate)
                 val = validate_certificate(sys, cert)

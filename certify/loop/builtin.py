@@ -22,14 +22,20 @@ from certify.loop.plants import BuiltinPlant, Plant, plant_from_continuous, regi
 BOILER_TS = 10.0
 
 
-def boiler_plant() -> Plant:
+def boiler_plant(Ts: float | None = None) -> Plant:
+    """The built-in boiler plant, ZOH-sampled at ``Ts`` seconds (default :data:`BOILER_TS`).
+
+    >>> boiler_plant(1.0).Ts, round(float(max(abs(np.linalg.eigvals(boiler_plant(1.0).A)))), 4)
+    (1.0, 0.9975)
+    """
+    Ts = BOILER_TS if Ts is None else float(Ts)
     A3, B3 = boiler_jacobian(X_OP4, U_OP4)
     A, B = A3[:2, :2], B3[:2, :]
     return plant_from_continuous(
-        A, B, np.eye(2), np.zeros((2, 3)), BOILER_TS,
+        A, B, np.eye(2), np.zeros((2, 3)), Ts,
         name="boiler",
         description="Boiler-turbine (Bell & Astrom; Tan et al. 2005) at operating point #4, (p, E) subsystem, "
-        "ZOH Ts = 10 s",
+        f"ZOH Ts = {Ts:g} s",
         input_names=("u1_fuel", "u2_steam_valve", "u3_feedwater"),
         output_names=("p", "E"),
         state_names=("p", "E"),

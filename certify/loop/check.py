@@ -155,11 +155,13 @@ def check_closed_loop(
     solver: str | None = None,
     timeout: float | None = None,
     simulate: bool = True,
+    solver_options: dict[str, Any] | None = None,
 ) -> LoopOutcome:
     """Certify global asymptotic stability of the loop around ``net`` (see the module docstring).
 
     ``method``: ``auto``/``lmi``/``all`` run the LMI (``auto`` cheapest criterion first); ``diss`` does not
     apply to loops (the closed-form tests are for networks alone) and yields a not-applicable check.
+    ``solver_options`` go to the first backend's solve (:func:`certify.criteria.lmi.check_lmi`).
 
     >>> from certify.networks import ElmanLayer, LinearHead, Network
     >>> net = Network((ElmanLayer(W=np.zeros((1, 4)), U=[[0.5]], b=[0.0]),),
@@ -192,7 +194,8 @@ def check_closed_loop(
             quantities=obstruction, seconds=time.perf_counter() - t0))
         x_star = None
     else:
-        res = check_lmi(cl.form, criterion="auto", solver=solver, timeout=timeout, name="loop.gas")
+        res = check_lmi(cl.form, criterion="auto", solver=solver, timeout=timeout, name="loop.gas",
+                        solver_options=solver_options)
         checks.append(res)
         eq = res.quantities.get("equilibrium") or {}
         x_star = np.asarray(eq["x"]) if eq.get("found") else None
