@@ -308,13 +308,17 @@ def _cycle_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
     (box,) = proof.boxes
     x0 = np.array(box.center)
     step = float(np.abs(_f(net, x0, u) - x0).max())
+    orbit = [x0]
+    for _ in range(min(200, 3 * proof.period)):
+        orbit.append(_f(net, orbit[-1], u))
     return Counterexample(
         kind="limit_cycle",
         description=(f"a periodic orbit of period {proof.period} under a constant input (‖f(x)−x‖∞ = {step:.3g}), "
                      f"proved by an interval Krawczyk test on f^{proof.period}(x) − x (box radius "
                      f"{box.radius:.1g}): trajectories from x and f(x) never approach."),
         data={"u": u.tolist(), "x0": x0.tolist(), "period": proof.period, "step_distance": step,
-              "disproves": ["delta_iss", "gas"], "rigorous": True, "proof": proof.to_dict()},
+              "disproves": ["delta_iss", "gas"], "rigorous": True, "proof": proof.to_dict(),
+              "orbit": {"steps": len(orbit) - 1, "states": np.array(orbit)[:, :8].tolist()}},
         residual=box.radius,
     )
 

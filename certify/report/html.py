@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from certify.report.text import describe_model, fmt_num
+from certify.report.text import describe_model, fmt_num, proof_line
 from certify.results import Verdict
 
 if TYPE_CHECKING:
@@ -74,12 +74,15 @@ def _section(report: Report, plots: bool) -> str:
         parts.append(
             f"<h3>Counterexample</h3><p><b>{_e(cex.kind)}</b>: {_e(cex.description)} "
             f"(residual {_e(fmt_num(float(cex.residual)))})</p>"
-            f"<details><summary>data</summary><pre>{_e(json.dumps(jsonable(cex.data), indent=1))}</pre></details>"
+            + (f"<p>Proof: {_e(proof_line(cex) or '')}.</p>" if proof_line(cex) else "")
+            + f"<details><summary>data</summary><pre>{_e(json.dumps(jsonable(cex.data), indent=1))}</pre></details>"
         )
     if plots:
-        from certify.report.plots import margin_chart, simulation_chart
+        from certify.report.plots import counterexample_chart, margin_chart, simulation_chart
 
-        for title, svg in (("Margins", margin_chart(report.checks)), ("Simulation", simulation_chart(report.simulation))):
+        cex_plot = None if d.counterexample is None else counterexample_chart(d.counterexample)
+        for title, svg in (("Margins", margin_chart(report.checks)), ("Simulation", simulation_chart(report.simulation)),
+                           ("Counterexample trajectory", cex_plot)):
             if svg is not None:
                 parts.append(f'<h3>{title}</h3><div class="plot">{svg}</div>')
     if report.assumptions:

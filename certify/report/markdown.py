@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from certify.report.text import describe_input_range, describe_model, fmt_num
+from certify.report.text import describe_input_range, describe_model, fmt_num, proof_line
 from certify.results import Verdict
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ def render_markdown(report: Report) -> str:
         cex = d.counterexample
         out += ["", f"**Counterexample** (`{md_cell(cex.kind)}`): {md_cell(cex.description)} "
                     f"(residual {fmt_num(float(cex.residual))})."]
+        proof = proof_line(cex)
+        if proof:
+            out += ["", f"Proof: {md_cell(proof)}."]
     ir_text = describe_input_range(report.assumptions)
     if report.error is None and ir_text is not None:
         out += ["", f"Input range: {md_cell(ir_text)}."]

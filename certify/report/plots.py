@@ -125,3 +125,26 @@ def simulation_chart(sim: Mapping[str, Any] | None) -> str | None:
             ax.legend(fontsize="small", loc="upper right")
     fig.axes[-1].set_xlabel("time step" if t is None else "t")
     return _svg(fig)
+
+
+def counterexample_chart(cex: Any) -> str | None:
+    """The witness replayed: the loop's actuator (and plant states) from the witness state, or a
+    network's periodic orbit, over time.
+
+    >>> from certify.results import Counterexample
+    >>> cex = Counterexample("limit_cycle", "", {"orbit": {"steps": 4, "states": [[0.9], [-0.9], [0.9], [-0.9]]}})
+    >>> counterexample_chart(cex).startswith("<svg")
+    True
+    """
+    data = getattr(cex, "data", None) or {}
+    tr = data.get("trajectory")
+    if tr is not None and hasattr(tr, "get") and tr.get("actuator"):
+        Ts = float(tr.get("Ts") or 1.0)
+        sim = {"t": [k * Ts for k in range(len(tr["actuator"]))], "actuator": list(tr["actuator"])}
+        if tr.get("plant_states"):
+            sim["plant states"] = [list(r) for r in tr["plant_states"]]
+        return simulation_chart(sim)
+    orbit = data.get("orbit")
+    if orbit is not None and hasattr(orbit, "get") and orbit.get("states"):
+        return simulation_chart({"states": [list(r) for r in orbit["states"]]})
+    return None

@@ -141,7 +141,36 @@ def render_text(report: Report, color: bool = False) -> str:
     if d.counterexample is not None:
         cex = d.counterexample
         lines.append(f"counterexample: {cex.kind}: {cex.description} (residual {fmt_num(float(cex.residual))})")
+        proof = proof_line(cex)
+        if proof:
+            lines.append(f"  proof: {proof}")
     ir_text = describe_input_range(report.assumptions)
     if report.error is None and ir_text is not None:
         lines.append(f"input range: {ir_text}")
     return "\n".join(lines)
+
+
+def proof_line(cex: Any) -> str | None:
+    """One sentence on how a counterexample was proved (``None`` when it carries no interval proof).
+
+    >>> from certify.results import Counterexample
+    >>> cex = Counterexample("multiple_equilibria", "", {"proof": {"method": "krawczyk", "precision_bits": 106,
+    ...       "u": [0.0], "period": 1, "boxes": [{"radius": 1e-13, "contraction": 2e-14},
+    ...       {"radius": 1e-13, "contraction": 3e-14}], "proved": True}})
+    >>> print(proof_line(cex))
+    interval Krawczyk test in 106-bit ball arithmetic, constant input u = [0], 2 boxes of radius ≤ 1e-13 (contraction ≤ 3e-14); re-check it with `certify verify REPORT.json MODEL`
+    """
+    proof = (getattr(cex, "data", None) or {}).get("proof")
+    if not isinstance(proof, dict) and not hasattr(proof, "get"):
+        return None
+    boxes = list(proof.get("boxes") or [])
+    if not boxes:
+        return None
+    radius = max(float(b.get("radius", 0.0)) for b in boxes)
+    contraction = max(float(b.get("contraction", 0.0)) for b in boxes)
+    u = ", ".join(fmt_num(float(v)) for v in proof.get("u", []))
+    period = int(proof.get("period", 1))
+    what = f"{len(boxes)} boxes" if len(boxes) > 1 else f"a box (period {period})"
+    return (f"interval Krawczyk test in {proof.get('precision_bits', '?')}-bit ball arithmetic, constant input "
+            f"u = [{u}], {what} of radius ≤ {fmt_num(radius)} (contraction ≤ {fmt_num(contraction)}); "
+            "re-check it with `certify verify REPORT.json MODEL`")
