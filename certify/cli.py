@@ -34,7 +34,7 @@ EXIT_CODES_HELP = """exit codes:
   1  not_certified   no criterion proved it and no counterexample was found (inconclusive)
   2  usage error     bad command line
   3  invalid_input   the model, plant or loop file cannot be read, is malformed, or is unsupported
-  4  unstable        a counterexample was found and re-checked: the property is false
+  4  unstable        a counterexample was found and proved (interval arithmetic): the property is false
   5  internal_error  a bug in certify
 with several models, the exit code is that of the worst verdict (internal_error > invalid_input >
 unstable > not_certified > certified)."""
