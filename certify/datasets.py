@@ -39,6 +39,13 @@ class Dataset:
                  output_names=np.array(self.output_names), Ts=self.Ts)
 
 
+def _check_length(T: int, Ts: float) -> None:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"the number of samples T must be a positive integer, got {T!r}.")
+    if not (isinstance(Ts, (int, float)) and np.isfinite(Ts) and Ts > 0):
+        raise ValueError(f"the sampling time Ts must be a positive number of seconds, got {Ts!r}.")
+
+
 def mprs(rng: np.random.Generator, T: int, low: np.ndarray, high: np.ndarray, hold: tuple[int, int]) -> np.ndarray:
     """Multi-level pseudo-random steps: each channel holds a uniform level for a random number of samples."""
     low, high = np.asarray(low, float), np.asarray(high, float)
@@ -63,6 +70,8 @@ def boiler_pressure_dataset(T: int = 3000, seed: int = 0, Ts: float = 10.0) -> D
     ((20, 4), (20, 1), ('E', 'u1_prev', 'u2', 'u3'), ('p',))
     """
     from certify.loop.boiler_model import U_OP4, X_OP4, simulate_boiler
+
+    _check_length(T, Ts)
 
     rng = np.random.default_rng(seed)
     u_cmd = mprs(rng, T + 1, U_OP4 - [0.08, 0.06, 0.06], U_OP4 + [0.08, 0.06, 0.06], (10, 60))
@@ -96,6 +105,8 @@ def quadruple_tank_dataset(T: int = 4000, seed: int = 0, Ts: float = 15.0) -> Da
     ((50, 2), (50, 2), ('qa', 'qb'), ('h1', 'h2'), 15.0)
     """
     from certify.loop.builtin import QUAD_Q_MAX, quadruple_tank_equilibrium, quadruple_tank_f
+
+    _check_length(T, Ts)
 
     rng = np.random.default_rng(seed)
     q = mprs(rng, T, 0.1 * QUAD_Q_MAX, 0.95 * QUAD_Q_MAX, (5, 40))

@@ -789,6 +789,17 @@ def base_cases() -> list[Case]:
     return out
 
 
+def importer_regression_cases() -> list[Case]:
+    """Findings of the long campaign inside the model importers, kept as fixed cases."""
+    no_output = fused_model("LSTM")
+    del no_output.graph.output[:]
+    negative = fused_model("LSTM")
+    negative.graph.input[0].type.tensor_type.shape.dim[2].dim_value = -1
+    argv = ["check", "{dir}/m.onnx", "--quiet", "--method", "diss"]
+    return [Case("onnx", {"m.onnx": no_output.SerializeToString()}, argv, "graph_without_outputs"),
+            Case("onnx", {"m.onnx": negative.SerializeToString()}, argv, "negative_input_dimension")]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "onnx": onnx_case, "raw_bytes": raw_bytes_case, "state_dict": state_dict_case, "sidecar": sidecar_case,
     "loop": lambda rng: loop_case(rng, plant_in_file=False), "plant": plant_case,

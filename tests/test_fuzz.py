@@ -139,6 +139,12 @@ def test_retrain_bad_inputs_exit_3(case):
     assert out.ok and out.exit_code == 3, _describe(case, out)
 
 
+@pytest.mark.parametrize("case", _params(F.importer_regression_cases()))
+def test_importer_findings_of_the_long_campaign(case):
+    out = _judge(case)
+    assert out.ok, _describe(case, out)
+
+
 def test_no_importer_findings():
     """Runs after the fuzz tests above (file order): importer-caused exit 5 / hangs / tracebacks."""
     assert not IMPORTER_FINDINGS, "\n\n".join(IMPORTER_FINDINGS[:10])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,16 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool | None = None  # None: a tqdm bar only on a TTY
+
+    def __post_init__(self) -> None:
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seq_len", 1), ("batches_per_epoch", 1), ("washout", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"TrainConfig.{name} must be an integer ≥ {low}, got {v!r}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be a finite positive number, got {self.lr!r}.")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"TrainConfig.optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}.")
 
 
 @dataclass(frozen=True)
