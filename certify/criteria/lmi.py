@@ -231,7 +231,7 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     with ``H = [A − I, B, 0]`` and ``s`` the scale functional of
     :func:`certify.criteria.validate.scale_weights`; by the Schur complement the first constraint is
     ``M(P, t) ⪯ −τI`` (``P ⪰ 0`` is implied by the ``−P`` block).  ``cap`` is ``margin`` (default: the
-    backend's ``default_margin``; ``None`` = no cap).  Validation accepts the point when
+    backend's ``default_margin``; 1.0 = no cap).  Validation accepts the point when
     ``max eig M ≤ −c·(k + N)·u·s``, i.e. when τ exceeds a rounding bound of order 1e-13: the solver is
     asked for strictly more than validation requires, in the same units.
 

@@ -87,6 +87,9 @@ def lmi_matrix(lm: LureMatrices, anchor: Anchor) -> torch.Tensor:
                  ("T2", Epp, Km * Gqp - Epp)]
         if anchor.criterion == "lure_postnikov":
             terms.append(("T3", dE, Km * dG - dE))
+            if "T4" in anchor.multipliers:   # odd channels only (validate.lmi_structure)
+                S_, Sq = Ep + Epp, Gq + Gqp
+                terms.append(("T4", S_, Km * Sq - S_))
     P = as_t(anchor.P)
     M = G.T @ P @ G - Ex.T @ P @ Ex
     for name, Lm, Rm in terms:
