@@ -235,14 +235,31 @@ def refuse_overwriting_inputs(output: str | None, inputs: Sequence[str]) -> None
     """
     from certify.errors import InvalidInputError
 
-    if output is None:
-        return
+    if output is None or not os.path.lexists(output):
+        return  # nothing there yet: nothing to destroy
     for path in inputs:
-        if path and os.path.lexists(output) and os.path.lexists(path) and _same_file(output, path):
+        if path and os.path.lexists(path) and (_same_file(output, path) or _references(path, output)):
             raise InvalidInputError(
                 f"refusing to write the output to {output}: it is an input of this command ({path}) and would be "
                 "destroyed. Choose another -o/--output path."
             )
+
+
+def _references(model: str, output: str) -> bool:
+    """Whether ONNX file ``model`` names ``output`` (a file in its folder) as external data."""
+    import stat
+
+    try:
+        if not model.lower().endswith(".onnx") or not _same_file(os.path.dirname(os.path.abspath(model)),
+                                                                 os.path.dirname(os.path.abspath(output))):
+            return False
+        st = os.stat(model)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 28:
+            return False
+        with open(model, "rb") as fh:
+            return os.path.basename(output).encode("utf-8") in fh.read()
+    except (OSError, ValueError):
+        return False
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -263,6 +280,7 @@ def write_atomic(path: str, text: str) -> None:
     import tempfile
 
     data = text.encode("utf-8")
+    path = os.path.realpath(path)  # write through a symbolic link, keep the link
     try:
         st = os.stat(path)
     except OSError:

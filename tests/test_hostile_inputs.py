@@ -80,6 +80,29 @@ def test_output_is_written_atomically_and_keeps_its_mode(tmp_path, rnn):
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "report.json"]  # no temporary file left behind
 
 
+def test_output_that_is_the_models_external_data_is_refused(tmp_path, capsys):
+    import onnx
+
+    model = F.fused_model("RNN", n_in=1, hidden=2)
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    weights = tmp_path / "weights.bin"
+    before = _sha(weights)
+    assert main(["check", str(path), "--format", "json", "-o", str(weights), "--quiet"]) == ExitCode.INVALID_INPUT
+    assert "refusing to write the output" in capsys.readouterr().err and _sha(weights) == before
+
+
+def test_output_through_a_symlink_keeps_the_link(tmp_path, rnn):
+    real = tmp_path / "reports" / "r.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    assert main(["check", str(rnn), "--format", "json", "-o", str(link), "--quiet"]) in (0, 1)
+    assert link.is_symlink() and json.loads(real.read_text())["model"]["path"] == str(rnn)
+
+
 def test_output_into_a_directory_or_missing_folder_is_exit_3(tmp_path, rnn, capsys):
     assert main(["check", str(rnn), "--format", "json", "-o", str(tmp_path), "--quiet"]) == ExitCode.INVALID_INPUT
     assert main(["check", str(rnn), "-o", str(tmp_path / "no" / "r.txt"), "--quiet"]) == ExitCode.INVALID_INPUT
