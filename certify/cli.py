@@ -235,10 +235,11 @@ def refuse_overwriting_inputs(output: str | None, inputs: Sequence[str]) -> None
     """
     from certify.errors import InvalidInputError
 
-    if output is None or not os.path.lexists(output):
-        return  # nothing there yet: nothing to destroy
+    if output is None:
+        return
+    candidates = [c for c in {output, os.path.realpath(output)} if os.path.lexists(c)]
     for path in inputs:
-        if path and os.path.lexists(path) and (_same_file(output, path) or _references(path, output)):
+        if path and os.path.lexists(path) and any(_same_file(c, path) or _references(path, c) for c in candidates):
             raise InvalidInputError(
                 f"refusing to write the output to {output}: it is an input of this command ({path}) and would be "
                 "destroyed. Choose another -o/--output path."
@@ -280,7 +281,8 @@ def write_atomic(path: str, text: str) -> None:
     import tempfile
 
     data = text.encode("utf-8")
-    path = os.path.realpath(path)  # write through a symbolic link, keep the link
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # write through a symbolic link, keep the link
     try:
         st = os.stat(path)
     except OSError:

@@ -715,6 +715,9 @@ def special_cases() -> list[Case]:
         out.append(Case("special", {"m.onnx": model, "d.npz": kind},
                         ["retrain", "{dir}/m.onnx", "--data", "{dir}/d.npz", "-o", "{dir}/out", "--epochs", "1",
                          "--device", "cpu"], f"retrain_data:{kind}"))
+        out.append(Case("special", {"m.onnx": kind, "d.npz": _npz_bytes(u=np.zeros((100, 1)), y=np.zeros((100, 1)))},
+                        ["retrain", "{dir}/m.onnx", "--data", "{dir}/d.npz", "-o", "{dir}/out", "--epochs", "1",
+                         "--device", "cpu"], f"retrain_model:{kind}"))
     # outputs that are inputs (the model must survive), and odd output paths
     for target in ("m.onnx", "l.toml", "p.json"):
         out.append(Case("overwrite", {"m.onnx": model, "l.toml": to_toml(loop_plant).encode(),
@@ -730,6 +733,12 @@ def special_cases() -> list[Case]:
                     ["check", "{dir}/m.onnx", "--quiet", "--format", "json", "-o", "{dir}/no/such/dir/r.json"],
                     "output_in_missing_dir"))
     return [c for c in out if all(v is not None for v in c.files.values())]
+
+
+def _npz_bytes(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def _torch_bytes_or_none() -> bytes | None:
@@ -766,6 +775,9 @@ def retrain_cases() -> list[Case]:
              "data_columns"),
         Case("retrain", {"m.onnx": model, "d.npz": b"garbage"}, base, "data_garbage"),
         Case("retrain", {"m.onnx": model, "d.npz": good, "out": b"precious"}, base, "output_is_file"),
+        Case("retrain", {"model.onnx": model, "d.npz": good},
+             ["retrain", "{dir}/model.onnx", "--data", "{dir}/d.npz", "-o", "{dir}/sub/..", "--epochs", "1",
+              "--device", "cpu"], "output_folder_holds_the_model_via_dotdot"),
         Case("retrain", {"model.onnx": model, "d.npz": good},
              ["retrain", "{dir}/model.onnx", "--data", "{dir}/d.npz", "-o", "{dir}", "--epochs", "1", "--device",
               "cpu"], "output_folder_holds_the_model"),

@@ -185,7 +185,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     for name in _OUTPUTS:
         target = os.path.join(out, name)
         for src in inputs:
-            if os.path.lexists(target) and os.path.lexists(src) and _same_file(target, src):
+            if os.path.lexists(src) and any(os.path.lexists(t) and _same_file(t, src)
+                                            for t in (target, os.path.realpath(target))):
                 raise InvalidInputError(f"refusing to write {target}: it is an input of this command ({src}) and "
                                         "would be destroyed. Choose another output folder (-o).")
 
