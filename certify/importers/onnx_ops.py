@@ -144,7 +144,8 @@ def _op_reshape(node, ins, attrs, ctx):
             if isinstance(d, str):  # the size of input axis d (unknown until run time)
                 ok = d == s.labels[i]
             else:
-                ok = d == -1 or (d >= 0 and s.sizes[i] is None and s.labels[i] != "F") or d == s.sizes[i]
+                # a literal 1 is a singleton axis, never an input axis of unknown size
+                ok = d == -1 or (d > 1 and s.sizes[i] is None and s.labels[i] != "F") or d == s.sizes[i]
             if ok:
                 labels.insert(0, s.labels[i])
                 sizes.insert(0, s.sizes[i])
