@@ -453,6 +453,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     lines.append("layers:")
     for n, layer in enumerate(summary.get("layers") or []):
         lines.append(f"  {n}: " + ", ".join(f"{k}={v}" for k, v in layer.items()))
+    for key in ("warnings", "notes"):  # what the importer ignored or assumed
+        for text in net.info.extra.get(key) or ():
+            lines.append(f"{key[:-1]}: {text}")
     _write("\n".join(lines), None)
     return int(ExitCode.CERTIFIED)
 
