@@ -38,7 +38,11 @@ DEFAULT_MAX_ELEMENTS = 10**8
 
 
 class ResourceLimitError(InvalidInputError):
-    """A model would need more memory or work than the import's budget allows (exit code 3)."""
+    """A model would need more memory or work than the import's budget allows (exit code 3).
+
+    >>> ResourceLimitError("too big").exit_code.value
+    3
+    """
 
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
