@@ -213,10 +213,17 @@ def _inputs(box: InputRange, rng: np.random.Generator, k: int) -> list[np.ndarra
     return [np.clip(v, lo, hi) for v in out[: max(1, k)]]
 
 
+def _scaled(count: int, n: int, floor: int) -> int:
+    """``count`` for up to 32 states; beyond, shrunk in proportion (each step then costs about n² to n³
+    more), but never below ``min(count, floor)``: the search's size stays a function of the model alone."""
+    if n <= 32:
+        return count
+    return max(min(count, floor), (count * 32) // n)
+
+
 def _newton_starts(budget: SearchBudget, n: int) -> int:
-    """Raw Newton starts per input: the budget's, fewer for large state dimensions (each Newton step
-    costs about n³), never below 8."""
-    return max(min(8, budget.newton_starts), min(budget.newton_starts, (budget.newton_starts * 64) // max(n, 1)))
+    """Raw Newton starts per input (see :func:`_scaled`)."""
+    return _scaled(budget.newton_starts, n, 8)
 
 
 def _with_jacobian(system: Any, X: np.ndarray, u: np.ndarray, mode: str, p: int = 1) -> Dual:
@@ -242,7 +249,7 @@ def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "res
     res = np.full(X.shape[0], np.inf)
     active = np.ones(X.shape[0], dtype=bool)
     evals = 0
-    for _ in range(iters):
+    for it in range(iters):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
@@ -268,6 +275,9 @@ def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "res
         X[step_idx] += dx
         small = np.abs(dx).max(axis=1) <= 1e-15 * lim
         active[step_idx[small | ~np.all(np.isfinite(X[step_idx]), axis=1)]] = False
+        if it in (9, 19):  # runs still far from a root after 10 / 20 steps are wandering: stop them
+            far = res[idx] > (1e-2 if it == 9 else 1e-6) * scale
+            active[idx[far & ~done]] = False
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "residual":
             final = net.map(_OPS, Dual(X), u, "residual").val
@@ -426,6 +436,7 @@ class _Search:
         self.net, self.space, self.seed, self.budget, self.deadline = system, space, seed, budget, deadline
         self.rng = np.random.default_rng(seed)
         self.inputs = inputs(self.rng) if callable(inputs) else list(inputs)
+        self.inputs = self.inputs[: _scaled(len(self.inputs), system.n_states, 4)]
         self.evals = 0
         self.proof_seconds = 0.0
         self.unproved: list[str] = []
@@ -502,8 +513,8 @@ class _Search:
         if self.stop() or np.array_equal(u_a, u_b):
             return None
         finite = np.where(np.isfinite(self.bound), self.bound, np.inf)
-        pts, folds, ev = track_equilibria(self.net, u_a, u_b, x0, steps=self.budget.continuation_steps,
-                                          bound=finite)
+        pts, folds, ev = track_equilibria(self.net, u_a, u_b, x0,
+                                          steps=_scaled(self.budget.continuation_steps, x0.size, 12), bound=finite)
         self.evals += ev
         for t, x_new, x_old in _fold_pairs(pts, folds)[: self.budget.max_proofs]:
             if self.stop():

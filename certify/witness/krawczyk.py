@@ -109,7 +109,7 @@ def krawczyk(F: Callable[[Dual], Dual], center: np.ndarray, radius: float,
         JB = F(Dual(arb_vector(center, radius), arb_identity(n))).tan
         if not all(x.is_finite() for x in Fc) or not all(x.is_finite() for x in JB.ravel()):
             return fail
-        mid = np.array([[float(x.mid()) for x in row] for row in JB])
+        mid = np.array([float(x.mid()) for x in JB.ravel()]).reshape(n, n)
         try:
             Y = np.linalg.inv(mid)
         except np.linalg.LinAlgError:
@@ -120,9 +120,9 @@ def krawczyk(F: Callable[[Dual], Dual], center: np.ndarray, radius: float,
         Ja = arb_mat(n, n, list(JB.ravel()))
         C = arb_mat(n, n, list(arb_identity(n).ravel())) - Ya * Ja
         box = arb_mat(n, 1, [arb(0, float(radius))] * n)
-        v = -(Ya * arb_mat(n, 1, list(Fc))) + C * box
-        rows = [sum((_upper(C[i, j]) for j in range(n)), 0.0) for i in range(n)]
-        contraction = float(max(rows))
+        spread = C * box  # row i encloses [−r Σ_j |C_ij|, r Σ_j |C_ij|]: its bound over r bounds ‖I − Y𝐉‖∞
+        v = -(Ya * arb_mat(n, 1, list(Fc))) + spread
+        contraction = max(_upper(spread[i, 0]) for i in range(n)) / float(radius)
         worst = max(_upper(v[i, 0]) for i in range(n))
     inclusion = worst / float(radius)
     return BoxProof(tuple(float(c) for c in center), float(radius), contraction, inclusion,
