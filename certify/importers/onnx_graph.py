@@ -110,6 +110,8 @@ def _input_sym(vi: Any, key: tuple[Any, ...], labels: tuple[str, ...], budget: B
     dims = _dims(vi)
     if not dims or dims[-1] is None:
         raise UnsupportedModelError(f"graph input {vi.name!r} has no static feature size (last axis).")
+    if dims[-1] <= 0:
+        raise ModelFileError(f"graph input {vi.name!r} declares {dims[-1]} features; the file is malformed.")
     budget.claim(dims[-1] ** 2, f"graph input {vi.name!r} with {dims[-1]:,} features")
     return Sym.source(key, dims[-1], labels, dims)
 

@@ -175,6 +175,12 @@ def validate(model: Any, path: str) -> Any:
     """
     import onnx
 
+    if not model.graph.output:
+        raise ModelFileError(f"{path}: the ONNX graph declares no output; there is nothing to analyse. Re-export it.")
+    for vi in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        t = vi.type.tensor_type
+        if t.HasField("shape") and any(d.HasField("dim_value") and d.dim_value < 0 for d in t.shape.dim):
+            raise ModelFileError(f"{path}: value {vi.name!r} declares a negative dimension; the file is malformed.")
     if model.ByteSize() > 2**31 - 1:
         raise ResourceLimitError(f"{path}: the model with its external data exceeds 2 GiB; refused.")
     try:
