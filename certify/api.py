@@ -42,7 +42,8 @@ _UNKNOWN_RANGE_NOTE = (
 )
 
 
-def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None = None) -> Network:
+def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None = None,
+               deadline: Deadline | None = None, max_elements: int | None = None) -> Network:
     """Read a model file (ONNX or PyTorch state dict) into a canonical :class:`~certify.networks.Network`.
 
     The format is recognised by content, not by extension (docs/formats.md).
@@ -53,6 +54,10 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
         An ONNX file or a PyTorch state dict (with an optional sidecar ``<path>.certify.json``).
     input_range : InputRange, optional
         Network-input box; overrides the range in the model's metadata or sidecar.
+    deadline : Deadline, optional
+        Reading and constant folding stop with :class:`~certify.deadline.DeadlineExceeded` after it.
+    max_elements : int, optional
+        Largest number of tensor elements the import may build (default: the importer's budget).
 
     Returns
     -------
@@ -87,7 +92,8 @@ def load_model(path: str | os.PathLike[str], *, input_range: InputRange | None =
 
     from certify.importers import load_model as _load
 
-    return _load(path, input_range=input_range)
+    kw: dict[str, Any] = {} if max_elements is None else {"max_elements": int(max_elements)}
+    return _load(path, input_range=input_range, deadline=deadline, **kw)
 
 
 def as_input_range(spec: Any, n_inputs: int) -> InputRange:
@@ -137,12 +143,16 @@ def as_input_range(spec: Any, n_inputs: int) -> InputRange:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:
-    """SHA-256 of a readable file, else ``None``.
+    """SHA-256 of a readable regular file, else ``None`` (FIFOs and devices are never opened).
 
     >>> file_sha256("no/such/file") is None
     True
     """
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -393,7 +403,7 @@ def check(
             get_solver(solver)
         stage("loading model")
         if is_path:
-            net = load_model(model)
+            net = load_model(model, deadline=deadline)
         else:
             from certify.networks import Network
 

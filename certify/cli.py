@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-range", type=parse_input_range, metavar="LOW:HIGH",
                    help="network-input box, LOW:HIGH for all inputs or L1,L2,..:H1,H2,.. per input "
                    "(overrides model metadata; use --input-range=-1:1 for a negative LOW)")
-    c.add_argument("--timeout", type=_positive, metavar="S", help="time limit for the LMI solver (and cap on the counterexample search), seconds")
+    c.add_argument("--timeout", type=_positive, metavar="S", help="time limit for the whole check (import, LMI, counterexample search), seconds; reaching it gives not_certified")
     c.add_argument("--max-plant-states", type=_positive_int, metavar="N",
                    help="largest plant (number of states) a loop or plant file may declare (default: 500)")
     c.add_argument("--quiet", action="store_true", help="no human summary or progress on stderr")
