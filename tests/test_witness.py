@@ -305,3 +305,10 @@ def test_mpmath_reference_agrees_with_the_networks():
 def test_prove_cycle_refuses_an_equilibrium():
     net = BISTABLE["elman"]
     assert not prove_cycle(net, np.zeros(1), np.array([0.9575040240772687]), 2).proved
+
+
+def test_a_deadline_truncates_the_search_and_never_decides():
+    r = certify.check(BISTABLE["elman"], timeout=1e-9)
+    assert r.verdict is Verdict.NOT_CERTIFIED
+    fals = r.assumptions.get("falsification")
+    assert fals is None or fals["truncated"] is True

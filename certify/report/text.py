@@ -171,6 +171,7 @@ def proof_line(cex: Any) -> str | None:
     u = ", ".join(fmt_num(float(v)) for v in proof.get("u", []))
     period = int(proof.get("period", 1))
     what = f"{len(boxes)} boxes" if len(boxes) > 1 else f"a box (period {period})"
-    return (f"interval Krawczyk test in {proof.get('precision_bits', '?')}-bit ball arithmetic, constant input "
-            f"u = [{u}], {what} of radius ≤ {fmt_num(radius)} (contraction ≤ {fmt_num(contraction)}); "
+    where = f"constant input u = [{u}]" if u else "the loop's constant reference"
+    return (f"interval Krawczyk test in {proof.get('precision_bits', '?')}-bit ball arithmetic, {where}, "
+            f"{what} of radius ≤ {fmt_num(radius)} (contraction ≤ {fmt_num(contraction)}); "
             "re-check it with `certify verify REPORT.json MODEL`")
