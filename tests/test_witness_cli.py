@@ -168,3 +168,25 @@ def test_a_gentle_loop_is_never_refuted(tmp_path):
     for _ in range(3000):
         X = cl.form.step(X, np.zeros((50, 0)))[0]
     assert np.ptp(X, axis=0).max() < 1e-6
+
+
+def test_float64_fixed_points_outside_the_invariant_box_are_never_witnesses(big_gru):
+    """Started far outside [−1, 1]ⁿ, the float64 GRU freezes where gates round to exactly 1.0: such
+    'fixed points' (what an earlier float64 re-check accepted) must be refused."""
+    from certify.api import load_model
+    from certify.falsify import recheck
+    from certify.results import Counterexample
+
+    net = load_model(big_gru)
+    rng = np.random.default_rng(0)
+    u = np.array([-1.0, -1.0])
+    X = rng.uniform(-500, 500, size=(64, net.n_states))
+    for _ in range(500):
+        X = net.step(X, np.broadcast_to(u, (64, 2)))[0]
+    res = np.abs(net.step(X, np.broadcast_to(u, (64, 2)))[0] - X).max(axis=1)
+    frozen = X[(res <= 1e-9) & (np.abs(X).max(axis=1) > 1.5)]
+    assert len(frozen) >= 2  # the artefact exists in float64 ...
+    fake = Counterexample("multiple_equilibria", "float64 artefact",
+                          {"u": u.tolist(), "x_a": frozen[0].tolist(), "x_b": frozen[1].tolist(),
+                           "disproves": ["delta_iss", "gas"]})
+    assert not recheck(net, fake)  # ... and is refused: every GRU equilibrium lies in (−1, 1)ⁿ
