@@ -279,3 +279,41 @@ def test_lstm_peepholes_and_input_forget(tmp_path):
     assert load_model(save(_lstm_model(P=np.zeros((1, 6))), tmp_path / "ok.onnx")).architecture == "lstm"
     _raises(UnsupportedModelError, save(_lstm_model(P=np.ones((1, 6))), tmp_path / "p.onnx"), "peephole")
     _raises(UnsupportedModelError, save(_lstm_model(attrs={"input_forget": 1}), tmp_path / "f.onnx"), "input_forget")
+
+
+def _seq_model_with(extra_nodes, out: str) -> onnx.ModelProto:
+    """The GRU test model with ``extra_nodes`` inserted between the GRU stack output and the head."""
+    m = gru_lbr0_model(np.random.default_rng(0), 2, 3, 1, 1, T=10)
+    g = m.graph
+    idx = next(i for i, n in enumerate(g.node) if n.name == "head_mm")
+    for k, n in enumerate(extra_nodes):
+        g.node.insert(idx + k, n)
+    g.node[idx + len(extra_nodes)].input[0] = out
+    g.output[0].type.tensor_type.shape.dim[1].dim_param = "time"
+    return m
+
+
+def test_messages_say_what_about_a_supported_op_is_unsupported(tmp_path):
+    """A Slice/Cast that certify supports in general but not with these inputs is not called an unknown op."""
+    steps = onnx.numpy_helper.from_array(np.array([2], np.int64), "two")
+    starts = onnx.numpy_helper.from_array(np.array([0], np.int64), "zero")
+    ends = onnx.numpy_helper.from_array(np.array([10], np.int64), "ten")
+    axes = onnx.numpy_helper.from_array(np.array([1], np.int64), "one")
+    m = _seq_model_with([helper.make_node("Slice", ["o_bf", "zero", "ten", "one", "two"], ["sl"], name="every_other"),
+                         helper.make_node("Cast", ["sl"], ["ci"], to=onnx.TensorProto.INT64, name="to_int"),
+                         helper.make_node("Cast", ["ci"], ["cf"], to=onnx.TensorProto.FLOAT, name="back")], "cf")
+    m.graph.initializer.extend([steps, starts, ends, axes])
+    msg = _raises(UnsupportedModelError, save(m, tmp_path / "s.onnx"), "every_other", "step 2")
+    assert "Supported on the signal path" not in msg
+    m = _seq_model_with([helper.make_node("Cast", ["o_bf"], ["ci"], to=onnx.TensorProto.INT64, name="to_int"),
+                         helper.make_node("Cast", ["ci"], ["cf"], to=onnx.TensorProto.FLOAT, name="back")], "cf")
+    msg = _raises(UnsupportedModelError, save(m, tmp_path / "c.onnx"), "to_int", "INT64", "to=7")
+    assert "Supported on the signal path" not in msg
+
+
+def test_several_unsupported_nodes_in_one_message(tmp_path):
+    m = _seq_model_with([helper.make_node("Sin", ["o_bf"], ["s"], name="weird_sin"),
+                         helper.make_node("Cast", ["s"], ["ci"], to=onnx.TensorProto.INT32, name="to_int"),
+                         helper.make_node("Cast", ["ci"], ["cf"], to=onnx.TensorProto.FLOAT, name="back")], "cf")
+    msg = _raises(UnsupportedModelError, save(m, tmp_path / "two.onnx"), "weird_sin", "Supported on the signal path")
+    assert "Sin" in msg.split("Supported on the signal path")[0]

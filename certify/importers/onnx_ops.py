@@ -65,7 +65,14 @@ _FLOAT_TYPES = (1, 10, 11, 16)  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 @register("Identity", "Cast", "Dropout")
 def _op_identity(node, ins, attrs, ctx):
     if node.op_type == "Cast" and int(attrs.get("to", 1)) not in _FLOAT_TYPES:
-        raise UnsupportedModelError(f"Cast {node.name!r} converts a signal to a non-float type (not affine).")
+        from onnx import TensorProto
+
+        to = int(attrs.get("to", 1))
+        name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else str(to)
+        raise UnsupportedModelError(
+            f"Cast node {node.name!r} converts the signal to {name} (attribute to={to}); only casts between "
+            "float types are affine. A cast to an integer or bool type rounds or thresholds the signal."
+        )
     out = [ins[0]]
     return out + [Const(np.ones(1, dtype=bool))] * (len(node.output) - 1)
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from certify.errors import UnsupportedModelError, WeightError
+from certify.importers.limits import DEFAULT_MAX_ELEMENTS, ResourceLimitError
 
 Key = tuple[Any, ...]
 
@@ -127,6 +128,11 @@ class Sym:
 
     def rows(self, idx: np.ndarray) -> Sym:
         """Select feature entries ``idx``."""
+        idx = np.asarray(idx)
+        if idx.size * max(self.n_feat, 1) > DEFAULT_MAX_ELEMENTS:
+            raise ResourceLimitError(
+                f"selecting {idx.size:,} entries of a signal with {self.n_feat:,} features exceeds the element budget."
+            )
         return self.linear(np.eye(self.n_feat)[idx])
 
 
