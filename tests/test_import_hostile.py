@@ -354,3 +354,12 @@ def test_sha256_covers_the_sidecar(gru_pt):
     side.write_text('{"reset_after": true}')
     b = load_model(gru_pt).info.sha256
     assert len({plain, a, b}) == 3
+
+
+@pytest.mark.torch
+def test_sidecar_sizes_must_match_the_weights(gru_pt):
+    side = gru_pt.parent / "g.pt.certify.json"
+    side.write_text('{"architecture": "gru", "n_in": 2, "hidden": 3, "num_layers": 1}')
+    assert load_model(gru_pt).architecture == "gru"
+    side.write_text('{"architecture": "gru", "hidden": 4}')
+    _refused(gru_pt, InvalidInputError, "'hidden' is 4", "have 3")

@@ -181,6 +181,10 @@ def _torch_rnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> lis
         bh = _take(t, f"{p}bias_hh_l{k}", (G * H,), path) if has_b else np.zeros(G * H)
         layers.append(layer_from_torch_weights(kind, W, U, bi, bh, reset_after=bool(side.get("reset_after", True)),
                                                 nonlinearity=side.get("nonlinearity", "tanh")))
+    found = {"n_in": layers[0].n_in, "hidden": layers[0].n_out, "num_layers": len(layers)}
+    bad = [f"{k!r} is {side[k]} but the weights have {v}" for k, v in found.items() if k in side and side[k] != v]
+    if bad:
+        raise WeightError(f"{path}: the sidecar does not describe these weights: {'; '.join(bad)}.")
     return layers
 
 
