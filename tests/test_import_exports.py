@@ -355,3 +355,20 @@ def test_refused_when_onnxruntime_refuses(tmp_path, name):
     else:
         assert not ort_ok, f"onnxruntime accepts the mutant {name!r}; the oracle needs another mutant"
         assert not ours_ok, f"certify accepted {name!r}, which onnxruntime refuses"
+
+
+if __name__ == "__main__":  # python -m tests.test_import_exports: the deviation table of every variant
+    import tempfile
+
+    _folder, _cache = tempfile.mkdtemp(), {}
+
+    def _get(v: Variant) -> tuple[Net, str]:
+        if v.name not in _cache:
+            mod = _module(v)
+            _cache[v.name] = (mod, _export(v, mod, _folder))
+        return _cache[v.name]
+
+    for _v in VARIANTS:
+        test_export_matches_onnxruntime_and_torch(_get, _v)
+        _dt, _do = DEVIATIONS[_v.name]
+        print(f"{_v.name:34s} vs torch ({T} steps) {_dt:.1e}   vs onnxruntime ({_v.steps} steps) {_do:.1e}")
