@@ -372,3 +372,75 @@ if __name__ == "__main__":  # python -m tests.test_import_exports: the deviation
         test_export_matches_onnxruntime_and_torch(_get, _v)
         _dt, _do = DEVIATIONS[_v.name]
         print(f"{_v.name:34s} vs torch ({T} steps) {_dt:.1e}   vs onnxruntime ({_v.steps} steps) {_do:.1e}")
+
+
+def _mutate(m: onnx.ModelProto, rng: np.random.Generator) -> str:
+    """One random structural mutation of a valid model (shapes, attributes, types, wiring, opset)."""
+    g = m.graph
+    what = str(rng.choice(["init_reshape", "attr_int", "init_dtype", "input_dim", "output_dim", "drop_input",
+                           "swap_inputs", "opset", "init_trunc"]))
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    if what in ("init_reshape", "init_dtype", "init_trunc"):
+        t = pick(list(g.initializer))
+        a = numpy_helper.to_array(t)
+        if what == "init_reshape" and a.size > 1:
+            a = a.reshape([a.size] if a.ndim != 1 else [1, a.size])
+        elif what == "init_dtype":
+            a = a.astype(pick([np.float64, np.float16, np.int64, np.int32]))
+        elif what == "init_trunc" and a.ndim and a.shape[-1] > 1:
+            a = a[..., :-1]
+        t.CopyFrom(numpy_helper.from_array(a, t.name))
+    elif what == "attr_int":
+        ints = [a for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.INT and a.name != "layout"]
+        if ints:
+            pick(ints).i += int(pick([-1, 1, 2]))
+    elif what in ("input_dim", "output_dim"):
+        dims = list((g.input if what == "input_dim" else g.output)[0].type.tensor_type.shape.dim)
+        if dims:
+            pick(dims).dim_value = int(pick([1, 2, 3, 5]))
+    elif what in ("drop_input", "swap_inputs"):
+        n = pick([n for n in g.node if len(n.input) > 1])
+        i, j = rng.choice(len(n.input), 2, replace=False)
+        if what == "drop_input":
+            # not the last input: a trailing "" is a valid omission that onnxruntime's Squeeze kernel rejects
+            n.input[int(min(i, j))] = ""
+        else:
+            n.input[int(i)], n.input[int(j)] = n.input[int(j)], n.input[int(i)]
+    else:
+        m.opset_import[0].version = int(pick([7, 9, 11, 13, 14, 21]))
+    return what
+
+
+def _ort_accepts(path: str) -> bool:
+    try:
+        sess = _session(path)
+        feeds = {}
+        for inp in sess.get_inputs():
+            shape = [d if isinstance(d, int) else 2 for d in inp.shape]
+            feeds[inp.name] = np.zeros(shape, np.float32) if "float" in inp.type else np.ones(shape, np.int64)
+        sess.run(None, feeds)
+        return True
+    except Exception:  # noqa: BLE001 - any refusal by onnxruntime
+        return False
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_mutants_refused_whenever_onnxruntime_refuses(tmp_path, block):
+    """Random mutants of valid fused GRU/LSTM graphs (ONNX layout 0: onnxruntime's CPU kernels do not
+    implement layout=1, which certify reads): if onnxruntime refuses one, certify refuses it too."""
+    from tests._export_util import gru_lbr0_model
+
+    refused = 0
+    for k in range(block * 25, block * 25 + 25):
+        rng = np.random.default_rng(k)
+        m = gru_lbr0_model(rng, 2, 3, int(rng.integers(1, 3)), 1, T=6) if k % 2 else _lstm_file()
+        what = _mutate(m, rng)
+        path = str(tmp_path / f"mutant{k}.onnx")
+        onnx.save(m, path)
+        if _ort_accepts(path):
+            continue
+        refused += 1
+        with pytest.raises(InvalidInputError):
+            load_model(path)
+            pytest.fail(f"mutant {k} ({what}) is refused by onnxruntime but accepted by certify")
+    assert refused >= 5  # the oracle is exercised
