@@ -42,22 +42,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     'diss'
     """
     parser.add_argument("model", help="model file (ONNX or PyTorch state dict + sidecar)")
-    parser.add_argument("--data", required=True, help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test]")
+    parser.add_argument("--data", required=True,
+                        help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test] (docs/retrain.md)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output folder: model.onnx, model.pt (+ sidecar), report.json, retrain.json, "
+                             "checkpoint.pt")
     parser.add_argument("--target", choices=("diss", "iss", "lmi"), default="diss",
                         help="property to enforce: diss/iss (closed-form residuals), lmi (affine cells only: "
-                             "Elman, LP-GRNN, SS-NN, one-step cell graphs; see docs/retrain.md)")
+                             "Elman, LP-GRNN, SS-NN, one-step cell graphs; always the penalty strategy)")
+    parser.add_argument("--strategy", choices=("preserve", "penalty"), default="preserve",
+                        help="preserve: project the trained weights onto the certified set, then fine-tune "
+                             "inside it with distillation from the original model; penalty: train with a "
+                             "penalty on the residuals, doubling its weight each round")
+    parser.add_argument("--epochs", type=int, default=200, help="epochs (of fine-tuning, or per penalty round)")
+    parser.add_argument("--lr", type=float, default=1e-2,
+                        help="Adam learning rate (preserve: start of a cosine decay to lr/10)")
+    parser.add_argument("--max-fit-drop", type=float, default=5.0, metavar="POINTS",
+                        help="preserve: largest accepted loss of validation FIT (mean over outputs, points); a "
+                             "certified model that loses more is written to OUTDIR/rejected/, not as the result")
+    parser.add_argument("--distill", type=float, default=1.0,
+                        help="preserve: weight of the original model's outputs as extra targets (0: data only)")
+    parser.add_argument("--project-steps", type=int, default=400,
+                        help="preserve: augmented-Lagrangian steps of the projection before falling back to "
+                             "scaling the recurrent weights")
+    parser.add_argument("--barrier", type=float, default=1e-4,
+                        help="preserve: weight μ of the log barrier that keeps the residuals below −ε")
+    parser.add_argument("--resume", action="store_true",
+                        help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
+                             "(same MODEL and DATA; raise --epochs to train longer)")
+    parser.add_argument("--penalty-weight", type=float, default=0.1,
+                        help="penalty: weight w of the penalty w·Σρ(ν)/L in the first round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="penalty: training rounds (the penalty weight doubles each round)")
+    parser.add_argument("--clearance", type=float, default=0.05,
+                        help="ε: the residuals are driven below −ε (margin for float32 rounding)")
+    parser.add_argument("--seq-len", type=int, default=100, help="length of the training sub-sequences")
+    parser.add_argument("--batch-size", type=int, default=16, help="sub-sequences per minibatch")
+    parser.add_argument("--washout", type=int, default=10,
+                        help="leading samples of every sequence left out of losses and metrics")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the minibatch sampling and initialisation")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="torch device (auto: cuda when available)")
     parser.add_argument("--solver", default=None, help="conic solver for --target lmi (default: automatic)")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--penalty-weight", type=float, default=0.1)
-    parser.add_argument("--clearance", type=float, default=0.05, help="ε: the penalty pushes ν below −ε")
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--seq-len", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--washout", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3, help="training rounds (penalty weight doubles each)")
-    parser.add_argument("-o", "--output", required=True, help="output directory")
+    parser.add_argument("--log-every", type=int, default=10, metavar="N",
+                        help="without a terminal (CI logs): one progress line every N epochs (0: none)")
     return parser
 
 
@@ -148,7 +176,8 @@ def _export(module: Any, path: str, args: argparse.Namespace, info: Any) -> None
         export_step_onnx(module, path, metadata=_metadata(info))
 
 
-_OUTPUTS = ("model.onnx", "model.pt", "model.pt.certify.json", "report.json", "retrain.json")
+_RESULT_FILES = ("model.onnx", "model.pt", "model.pt.certify.json", "report.json")
+_OUTPUTS = _RESULT_FILES + ("retrain.json", "checkpoint.pt") + tuple(os.path.join("rejected", f) for f in _RESULT_FILES)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -171,14 +200,25 @@ def check_arguments(args: argparse.Namespace) -> None:
     certify.errors.InvalidInputError: --seq-len must be at least 1, got 0.
     """
     for opt, value, low in (("--seq-len", args.seq_len, 1), ("--batch-size", args.batch_size, 1),
-                            ("--epochs", args.epochs, 1), ("--rounds", args.rounds, 1), ("--washout", args.washout, 0)):
+                            ("--epochs", args.epochs, 1), ("--rounds", args.rounds, 1), ("--washout", args.washout, 0),
+                            ("--project-steps", getattr(args, "project_steps", 0), 0),
+                            ("--log-every", getattr(args, "log_every", 0), 0)):
         if value < low:
             raise InvalidInputError(f"{opt} must be at least {low}, got {value}.")
-    for opt, value in (("--lr", args.lr), ("--penalty-weight", args.penalty_weight), ("--clearance", args.clearance)):
+    for opt, value in (("--lr", args.lr), ("--penalty-weight", args.penalty_weight), ("--clearance", args.clearance),
+                       ("--distill", getattr(args, "distill", 0.0)), ("--barrier", getattr(args, "barrier", 0.0)),
+                       ("--max-fit-drop", getattr(args, "max_fit_drop", 0.0))):
         if not math.isfinite(value) or value < 0 or (opt == "--lr" and value == 0):
             raise InvalidInputError(f"{opt} must be a finite {'positive' if opt == '--lr' else 'non-negative'} "
                                     f"number, got {value!r}.")
+    if not args.clearance < 1:
+        raise InvalidInputError(f"--clearance must be below 1 (residuals are at least −1), got {args.clearance!r}.")
     out = args.output
+    if getattr(args, "resume", False):
+        if getattr(args, "strategy", "preserve") != "preserve" or args.target == "lmi":
+            raise InvalidInputError("--resume continues a --strategy preserve run (targets diss/iss).")
+        if not os.path.isfile(os.path.join(out, "checkpoint.pt")):
+            raise InvalidInputError(f"--resume: no checkpoint.pt in {out}; start without --resume.")
     if os.path.lexists(out) and not os.path.isdir(out):
         raise InvalidInputError(f"-o {out} exists and is not a directory; give a new or existing output folder.")
     inputs = [args.model, args.model + ".certify.json", args.model + ".data", args.data]
@@ -239,14 +279,11 @@ def _replace_into(final: str, write: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from certify.api import check
-    from certify.cli import write_atomic
     from certify.importers import load_model
     from certify.train.metrics import metrics
     from certify.train.modules import from_canonical, save_state_dict
-    from certify.train.penalties import Penalty
     from certify.train.residuals import gated_residuals
-    from certify.train.trainer import TrainConfig, simulate, train
+    from certify.train.trainer import simulate
 
     net = load_model(args.model)
     arch = net.architecture
@@ -297,34 +334,67 @@ def _run(args: argparse.Namespace) -> int:
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the output folder {args.output}: {exc.strerror or exc}") from None
+    side = {k: v for k, v in {
+        "input_names": list(info.input_names) or None, "output_names": list(info.output_names) or None,
+        "input_range": None if info.input_range is None else {"low": info.input_range.low.tolist(),
+                                                              "high": info.input_range.high.tolist()},
+    }.items() if v is not None}
+    if args.strategy == "preserve" and target != "lmi":
+        from certify.train.session import run_preserve
+
+        def write_pt(m: Any, pt_path: str) -> None:
+            def write(tmp: str) -> None:
+                tmp_side = save_state_dict(m, tmp, **side)[1]
+                os.replace(tmp_side, pt_path + ".certify.json")
+            _replace_into(pt_path, write)
+
+        return run_preserve({"args": args, "module": module, "data": data, "residuals": res, "method": method,
+                             "info": info, "arch": arch, "before": before, "to_raw": to_raw,
+                             "export": lambda m, tmp: _export(m, tmp, args, info), "replace_into": _replace_into,
+                             "write_pt": write_pt})
+    return _run_penalty(args, module, data, res, select, method, info, arch, target, before, test_metrics, side)
+
+
+def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, select: Any, method: str, info: Any,
+                 arch: str, target: str, before: dict, test_metrics: Any, side: dict) -> int:
+    """``--strategy penalty`` (and ``--target lmi``): penalised training rounds, the weight doubling each."""
+    from certify.api import check
+    from certify.cli import write_atomic
+    from certify.train.modules import save_state_dict
+    from certify.train.penalties import Penalty
+    from certify.train.session import EXIT_INTERRUPTED, Interrupt
+    from certify.train.trainer import TrainConfig, train
+
+    w = args.washout
     onnx_path = os.path.join(args.output, "model.onnx")
     weight, report, result, rounds, exported = args.penalty_weight, None, None, [], None
-    for rnd in range(args.rounds):
-        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
-                          washout=w, seed=args.seed + rnd, device=args.device)
-        result = train(module, data["u"], data["y"], data["u_val"], data["y_val"], cfg, residuals=res,
-                       penalty=Penalty(weight=weight, eps=args.clearance), select=select)
-        module = module.cpu().float()
-        rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
-                       "worst_residual": result.worst_residual, "epochs_run": len(result.history)})
-        if result.best_epoch is not None:
-            _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
-            exported = copy.deepcopy(module.state_dict())
-            report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
-            if report.exit_code is ExitCode.CERTIFIED:
+    stop = Interrupt()
+    with stop:
+        for rnd in range(args.rounds):
+            if stop():
                 break
-        weight *= 2.0
+            cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
+                              washout=w, seed=args.seed + rnd, device=args.device,
+                              desc=f"round {rnd + 1}/{args.rounds} epoch", log_every=args.log_every)
+            result = train(module, data["u"], data["y"], data["u_val"], data["y_val"], cfg, residuals=res,
+                           penalty=Penalty(weight=weight, eps=args.clearance), select=select, stop=stop)
+            module = module.cpu().float()
+            rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
+                           "worst_residual": result.worst_residual, "epochs_run": len(result.history),
+                           "history": [dict(r.__dict__) for r in result.history]})
+            if result.best_epoch is not None:
+                _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
+                exported = copy.deepcopy(module.state_dict())
+                report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
+                if report.exit_code is ExitCode.CERTIFIED:
+                    break
+            weight *= 2.0
     # every file written below must hold the weights that model.onnx and report.json describe
     if exported is not None:
         module.load_state_dict(exported)
     else:  # no epoch qualified: still write the (uncertified) last weights and check them
         _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
         report = check(onnx_path, method=method, solver=args.solver)
-    side = {k: v for k, v in {
-        "input_names": list(info.input_names) or None, "output_names": list(info.output_names) or None,
-        "input_range": None if info.input_range is None else {"low": info.input_range.low.tolist(),
-                                                              "high": info.input_range.high.tolist()},
-    }.items() if v is not None}
     state_dict = None
     if hasattr(module, "sidecar"):  # one-step affine cells have no state-dict layout: model.onnx only
         pt_path = os.path.join(args.output, "model.pt")
@@ -341,6 +411,7 @@ def _run(args: argparse.Namespace) -> int:
     worst_json = worst if math.isfinite(worst) else None  # strict JSON has no Infinity
     summary = {"model": os.fspath(args.model), "architecture": arch, "target": target, "method": method,
                "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
+               "strategy": "penalty", "interrupted": stop(),
                "rounds": rounds, "worst_residual": worst_json, "test_before": before, "test_after": after}
     write_atomic(os.path.join(args.output, "retrain.json"), json.dumps(summary, indent=2))
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
@@ -348,6 +419,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"test after:  {fmt(after)}")
     print(f"worst training residual ν = {worst:.4g}; checker verdict: {report.verdict.value} "
           f"(report: {os.path.join(args.output, 'report.json')})")
+    if stop():
+        print(f"certify retrain: interrupted (exit {EXIT_INTERRUPTED})", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0 if report.exit_code is ExitCode.CERTIFIED else 1
 
 

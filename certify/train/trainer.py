@@ -62,6 +62,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool | None = None  # None: a tqdm bar only on a TTY
+    desc: str = "training"  # the progress bar's (and log lines') label, e.g. "round 2/3 epoch"
+    log_every: int = 0  # without a bar: one line on stderr every N epochs (0: none)
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("batch_size", 1), ("seq_len", 1), ("batches_per_epoch", 1), ("washout", 0)):
@@ -118,7 +120,8 @@ def _windows(rng: np.random.Generator, T: int, L: int, n: int) -> np.ndarray:
 def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_val: np.ndarray,
           config: TrainConfig = TrainConfig(), *, residuals: ResidualFn | None = None,
           penalty: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
-          select: Callable[[nn.Module], float] | None = None) -> TrainResult:
+          select: Callable[[nn.Module], float] | None = None,
+          stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train ``module`` in place on ``(u, y)`` (T, m)/(T, p) in network units; keep the best epoch.
 
     Parameters
@@ -135,6 +138,9 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
     select : callable, optional
         ``module → ν`` evaluated once per epoch, replacing ``max(residuals(module))`` for the epoch
         selection (e.g. :meth:`certify.train.lmi_penalty.LMITarget.select`, which solves the LMI).
+    stop : callable, optional
+        ``() → bool`` polled after every epoch; True ends training early (keeping the best epoch so far),
+        e.g. :class:`certify.train.session.Interrupt` after Ctrl-C.
 
     >>> from certify.train.modules import GRUNet
     >>> u = np.random.default_rng(0).uniform(-1, 1, (200, 1)); y = np.cumsum(u, 0) * 0.05
@@ -149,13 +155,13 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
     if dev.type == "cpu":  # small recurrent models: one thread is several times faster than two contending
         torch.set_num_threads(1)
     try:
-        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty, select)
+        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty, select, stop)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, residuals, penalty,
-           select=None) -> TrainResult:
+           select=None, stop=None) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     module.to(dev).float().train()
@@ -170,7 +176,7 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
     if show:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.epochs, desc="training", leave=False)
+        bar = tqdm(total=cfg.epochs, desc=cfg.desc, leave=False)
     best_state, best_epoch, best_mse, best_res, stall = None, None, math.inf, None, 0
     history: list[EpochRecord] = []
     idx = torch.arange(L, device=dev)
@@ -209,7 +215,13 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
         if bar is not None:
             bar.set_postfix(loss=f"{rec.loss:.3g}", fit=f"{val_fit:.1f}", nu="-" if worst is None else f"{worst:.3f}")
             bar.update(1)
+        elif cfg.log_every and ((epoch + 1) % cfg.log_every == 0 or epoch + 1 == cfg.epochs):
+            print(f"certify retrain: {cfg.desc} {epoch + 1}/{cfg.epochs}: loss {rec.loss:.4g}, val FIT "
+                  f"{val_fit:.2f} %, ν {'-' if worst is None else f'{worst:.4g}'}, kept epoch {best_epoch}",
+                  file=sys.stderr, flush=True)
         if cfg.patience is not None and best_epoch is not None and stall > cfg.patience:
+            break
+        if stop is not None and stop():
             break
     if bar is not None:
         bar.close()
