@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from certify.deadline import Deadline, DeadlineExceeded
@@ -363,3 +365,34 @@ def test_sidecar_sizes_must_match_the_weights(gru_pt):
     assert load_model(gru_pt).architecture == "gru"
     side.write_text('{"architecture": "gru", "hidden": 4}')
     _refused(gru_pt, InvalidInputError, "'hidden' is 4", "have 3")
+
+
+# ---- byte-level damage: only clear errors ---------------------------------------------------------
+
+_GOOD_BYTES = _good().SerializeToString()
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_damaged_onnx_bytes_give_a_clear_error_or_a_network(tmp_path_factory, data):
+    raw = bytearray(_GOOD_BYTES)
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        kind = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+        if kind == "flip":
+            raw[pos] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "delete":
+            del raw[pos: pos + data.draw(st.integers(1, 16))]
+        elif kind == "insert":
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
+        else:
+            del raw[max(pos, 1):]
+        if not raw:
+            raw = bytearray(b"\x08")
+    p = tmp_path_factory.mktemp("dmg") / "m.onnx"
+    p.write_bytes(bytes(raw))
+    try:
+        net = load_model(p)
+    except InvalidInputError:
+        return
+    assert net.n_inputs >= 1 and np.all(np.isfinite(net.simulate(np.zeros((3, net.n_inputs))).y))
