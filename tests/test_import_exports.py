@@ -97,6 +97,7 @@ VARIANTS = [
     Variant("dynamo-lstm1-dimt", "lstm", 1, "dynamo", dyn="t"),
     Variant("dynamo-lstm2-dimbt-h0-b2", "lstm", 2, "dynamo", batch=2, dyn="bt", h0=True),
     Variant("dynamo-rnn1-b2", "rnn", 1, "dynamo", batch=2),
+    Variant("dynamo-rnn1-dimb-b2", "rnn", 1, "dynamo", batch=2, dyn="b"),
     Variant("dynamo-rnnrelu2-h0-b2", "rnn", 2, "dynamo", batch=2, h0=True, act="relu"),
     Variant("dynamo-gru1-h0-op20", "gru", 1, "dynamo", h0=True, opset=20),
     Variant("dynamo-gru1-batchnorm-dimb-b2", "gru", 1, "dynamo", batch=2, dyn="b", bn=True),

@@ -207,6 +207,7 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str,
                 )
             try:
                 outs = REGISTRY[node.op_type](node, ins, attrs, ctx)
+                outs = [_keep_rank(v, shapes.get(name)) for v, name in zip(outs, node.output)]
             except (ResourceLimitError, DeadlineExceeded, WeightError):
                 raise
             except UnsupportedModelError as exc:
@@ -224,6 +225,16 @@ def interpret(graph: Any, initializers: dict[str, np.ndarray], mode: str,
     if unsupported:
         raise _unsupported_error(unsupported, ctx)
     return values, ctx
+
+
+def _keep_rank(v: Any, inferred: tuple[int | None, ...] | None) -> Any:
+    """Broadcasting against a value of higher rank whose shape certify does not track (an all-zero initial
+    state ``Zero``) adds leading singleton axes; restore them from the inferred shape."""
+    if isinstance(v, Sym) and inferred is not None and len(inferred) > len(v.labels):
+        extra = len(inferred) - len(v.labels)
+        if all(d == 1 for d in inferred[:extra]):
+            return v.with_(labels=("1",) * extra + v.labels, sizes=(1,) * extra + v.sizes)
+    return v
 
 
 def _unsupported_error(unsupported: list[tuple[str, str, str]], ctx: Context) -> UnsupportedModelError:
