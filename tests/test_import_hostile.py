@@ -396,3 +396,13 @@ def test_damaged_onnx_bytes_give_a_clear_error_or_a_network(tmp_path_factory, da
     except InvalidInputError:
         return
     assert net.n_inputs >= 1 and np.all(np.isfinite(net.simulate(np.zeros((3, net.n_inputs))).y))
+
+
+@pytest.mark.torch
+def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capsys):
+    from certify.cli import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["check", str(gru_pt), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "pip install 'certify[torch]'" in err and "internal error" not in err
