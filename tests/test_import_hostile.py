@@ -399,10 +399,10 @@ def test_damaged_onnx_bytes_give_a_clear_error_or_a_network(tmp_path_factory, da
 
 
 @pytest.mark.torch
-def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capsys):
+def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capfd):
     from certify.cli import main
 
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["check", str(gru_pt), "--quiet"]) == 3
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "pip install 'certify[torch]'" in err and "internal error" not in err
