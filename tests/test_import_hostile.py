@@ -403,6 +403,6 @@ def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capfd):
     from certify.cli import main
 
     monkeypatch.setitem(sys.modules, "torch", None)
-    assert main(["check", str(gru_pt), "--quiet"]) == 3
+    assert main(["check", str(gru_pt)]) == 3
     err = capfd.readouterr().err
     assert "pip install 'certify[torch]'" in err and "internal error" not in err
