@@ -404,5 +404,6 @@ def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capfd):
 
     monkeypatch.setitem(sys.modules, "torch", None)
     assert main(["check", str(gru_pt)]) == 3
-    err = capfd.readouterr().err
+    cap = capfd.readouterr()
+    err = cap.err + cap.out
     assert "pip install 'certify[torch]'" in err and "internal error" not in err
