@@ -348,7 +348,9 @@ def _render(reports: list[Any], fmt: str, color: bool) -> str:
 
         return reports_to_json(reports)
     if fmt == "markdown":
-        return "\n---\n\n".join(r.to_markdown() for r in reports)
+        from certify.report.markdown import render_markdown_many
+
+        return render_markdown_many(reports)
     if fmt == "html":
         from certify.report.html import render_html
 

@@ -28,6 +28,40 @@ def md_cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _short(name: str) -> str:
+    """A model's file name without its (local, absolute) folder."""
+    import os
+
+    return os.path.basename(name) or name
+
+
+def render_markdown_many(reports: list[Report]) -> str:
+    """Markdown for several reports: a summary table (one row per model), then each report.
+
+    >>> from certify.report.model import Report
+    >>> rs = [Report.from_error(Verdict.INVALID_INPUT, "bad", model={"path": "/tmp/a.onnx"}, created="x",
+    ...                         tool_version="0")] * 2
+    >>> print(render_markdown_many(rs).splitlines()[0])
+    ## certify: 2 models, worst verdict `invalid_input`
+    """
+    from certify.results import worst_verdict
+
+    if len(reports) == 1:
+        return render_markdown(reports[0])
+    worst = worst_verdict([r.verdict for r in reports])
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
+    out = [f"## certify: {len(reports)} models, worst verdict `{worst.value}`", "",
+           ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
+           "| model | verdict | architecture | why |", "| --- | --- | --- | --- |"]
+    for r in reports:
+        why = r.reasons[0] if r.reasons else ""
+        out.append(f"| `{md_cell(_short(r.model_name))}` | {_ICON[r.verdict]} `{r.verdict.value}` | "
+                   f"{md_cell(r.model.get('architecture') or '-')} | {md_cell(why[:160])} |")
+    return "\n".join(out) + "\n\n" + "\n".join(render_markdown(r) for r in reports)
+
+
 def render_markdown(report: Report) -> str:
     """Markdown for one report.
 
@@ -38,7 +72,7 @@ def render_markdown(report: Report) -> str:
     """
     d = report.decision
     out = [
-        f"### {_ICON[d.verdict]} certify: `{d.verdict.value}` — `{md_cell(report.model_name)}`",
+        f"### {_ICON[d.verdict]} certify: `{d.verdict.value}` — `{md_cell(_short(report.model_name))}`",
         "",
         f"**Verdict: `{d.verdict.value}`** (exit code {int(d.verdict.exit_code)}). "
         f"Model: {md_cell(describe_model(report.model))}.",
@@ -75,9 +109,17 @@ def render_markdown(report: Report) -> str:
         proof = proof_line(cex)
         if proof:
             out += ["", f"Proof: {md_cell(proof)}."]
+    from certify.report.advice import next_steps, search_line
+
+    search = search_line(report.assumptions)
+    if search and report.error is None:
+        out += ["", f"{md_cell(search[0].upper() + search[1:])}."]
     ir_text = describe_input_range(report.assumptions)
-    if report.error is None and ir_text is not None:
+    if report.error is None and ir_text is not None and report.subject == "model":
         out += ["", f"Input range: {md_cell(ir_text)}."]
+    steps = next_steps(report)
+    if steps:
+        out += ["", "**What next**", ""] + [f"- {md_cell(s)}" for s in steps]
     sha = report.model.get("sha256")
     out += ["", f"<sub>certify {report.tool_version} · {report.created}" + (f" · sha256 `{sha}`" if sha else "")
             + "</sub>"]

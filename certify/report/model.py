@@ -288,6 +288,27 @@ class Report:
 
         return render_html([self])
 
+    def __repr__(self) -> str:
+        """A one-line summary (the full data: :meth:`to_dict`).
+
+        >>> Report.from_error(Verdict.INVALID_INPUT, "bad", model={"path": "/tmp/m.onnx"}, created="x")
+        Report(verdict='invalid_input', model='m.onnx', subject='model', checks=0)
+        """
+        import os
+
+        d = self.decision
+        parts = [f"verdict={d.verdict.value!r}", f"model={os.path.basename(self.model_name) or self.model_name!r}",
+                 f"subject={self.subject!r}", f"checks={len(self.checks)}"]
+        if d.counterexample is not None:
+            parts.append(f"counterexample={d.counterexample.kind!r}")
+        return f"Report({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        """The HTML report's section for this model, for notebooks (Jupyter calls it)."""
+        from certify.report.html import notebook_html
+
+        return notebook_html(self)
+
 
 def reports_to_json(reports: Sequence[Report], indent: int | None = 2) -> str:
     """One report → one JSON object; several → a JSON array of report objects (CLI convention).

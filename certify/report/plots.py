@@ -55,6 +55,11 @@ def _figure(width: float, height: float) -> Any:
     return plt.subplots(figsize=(width, height))
 
 
+def fmt_margin(x: float) -> str:
+    """Short label for a margin bar."""
+    return f"{x:.3g}"
+
+
 def margin_chart(checks: Sequence[CheckResult]) -> str | None:
     """Horizontal bar chart of every check's margin (negative is good), coloured by status.
 
@@ -72,7 +77,14 @@ def margin_chart(checks: Sequence[CheckResult]) -> str | None:
     ax.set_yticks(range(len(rows)), labels)
     ax.invert_yaxis()
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("margin / residual (negative = criterion satisfied)")
+    mags = [abs(float(c.margin)) for c in rows if float(c.margin) != 0.0]
+    if mags and max(mags) / min(mags) > 100:  # residuals of 0.85 and 4e3 side by side: symmetric-log axis
+        ax.set_xscale("symlog", linthresh=min(mags))
+    for i, c in enumerate(rows):
+        ax.annotate(fmt_margin(float(c.margin)), (float(c.margin), i), xytext=(3 if c.margin >= 0 else -3, 0),
+                    textcoords="offset points", va="center", ha="left" if c.margin >= 0 else "right",
+                    fontsize="small")
+    ax.set_xlabel("margin / residual (negative = criterion satisfied; symmetric-log scale when they span decades)")
     ax.set_title("Margins per check")
     return _svg(fig)
 

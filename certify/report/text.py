@@ -144,9 +144,18 @@ def render_text(report: Report, color: bool = False) -> str:
         proof = proof_line(cex)
         if proof:
             lines.append(f"  proof: {proof}")
+    from certify.report.advice import next_steps, search_line
+
+    search = search_line(report.assumptions)
+    if search and report.error is None:
+        lines.append(search)
     ir_text = describe_input_range(report.assumptions)
-    if report.error is None and ir_text is not None:
+    if report.error is None and ir_text is not None and report.subject == "model":
         lines.append(f"input range: {ir_text}")
+    steps = next_steps(report)
+    if steps and report.verdict in (Verdict.NOT_CERTIFIED, Verdict.UNSTABLE):
+        lines.append("next:")
+        lines.extend(f"  - {s}" for s in steps)
     return "\n".join(lines)
 
 
