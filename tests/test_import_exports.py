@@ -93,7 +93,7 @@ VARIANTS = [
     Variant("legacy-lstm1-op18-batchnorm", "lstm", 1, "legacy", opset=18, bn=True),
     Variant("legacy-gru1-op20-b2", "gru", 1, "legacy", batch=2, opset=20),
     Variant("dynamo-gru1", "gru", 1, "dynamo"),
-    Variant("dynamo-gru2-dimbt-b2", "gru", 2, "dynamo", batch=2, dyn="bt"),
+    Variant("dynamo-gru1-dimbt-b2", "gru", 1, "dynamo", batch=2, dyn="bt"),
     Variant("dynamo-lstm1-dimt", "lstm", 1, "dynamo", dyn="t"),
     Variant("dynamo-lstm2-dimbt-h0-b2", "lstm", 2, "dynamo", batch=2, dyn="bt", h0=True),
     Variant("dynamo-rnn1-b2", "rnn", 1, "dynamo", batch=2),
