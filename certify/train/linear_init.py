@@ -1,4 +1,4 @@
-"""Linear initialisation of the gR-SS-NN's ``A, B, C, D`` (seed 004 Table II) from input/output data.
+"""Linear initialisation of the gR-SS-NN's ``A, B, C, D`` (Schoukens 2021) from input/output data.
 
 Method: an ARX model fitted by (ridge-regularised) least squares,
 ``y(k+1) = Σ_{i=1..nₐ} A_i y(k+1−i) + B₁ u(k) + c``, realised in block-companion form with state

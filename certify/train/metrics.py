@@ -1,7 +1,7 @@
 """Fit metrics of simulated outputs: FIT (= BFR in %), RMSE, BFR, per output channel.
 
 ``FIT = 100·(1 − ‖y − ŷ‖₂ / ‖y − mean(y)‖₂)`` per channel (the system-identification "best fit
-rate"; seed 003 reports it as FIT); ``BFR`` is the same quantity clipped at 0 (MATLAB's convention).
+rate"; Bonassi, Farina & Scattolini 2021 report it as FIT); ``BFR`` is the same quantity clipped at 0 (MATLAB's convention).
 """
 
 from __future__ import annotations

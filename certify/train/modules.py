@@ -209,7 +209,7 @@ class LPGRNNNet(_StepNet):
 
 
 class SSNN(_StepNet):
-    """SS-NN (``linear=False``: A, B, C, D fixed at zero) or gR-SS-NN (seed 004 eqs. (4)–(5)).
+    """SS-NN (``linear=False``: A, B, C, D fixed at zero) or gR-SS-NN (Schoukens 2021, eqs. 4–5).
 
     >>> to_canonical(SSNN(2, 3, 1, 5, 4, linear=False)).layers[0].linear
     False

@@ -1,4 +1,4 @@
-"""Stability penalties ρ(ν) on the residuals (notes stability_conditions.md §8; seed 003 eq. (54)).
+"""Stability penalties ρ(ν) on the residuals (Bonassi, Farina & Scattolini 2021; Bonassi et al. 2023).
 
 * :func:`piecewise`: ``ρ(ν) = ω₊·max(0, ν+ε) − ω₋·min(0, ν+ε)`` — a V with its minimum at ``ν = −ε``
   (Bonassi's ``PieceWiseRegularizer``; the small ω₋ branch avoids over-conservative weights).
@@ -22,7 +22,7 @@ __all__ = ["Penalty", "generalized_piecewise", "piecewise"]
 
 def piecewise(nu: torch.Tensor, *, eps: float = 0.05, omega_plus: float = 1.0,
               omega_minus: float = 1e-4) -> torch.Tensor:
-    """``ω₊·max(0, ν+ε) − ω₋·min(0, ν+ε)`` (notes §8).
+    """``ω₊·max(0, ν+ε) − ω₋·min(0, ν+ε)`` (Bonassi, Farina & Scattolini 2021).
 
     >>> round(float(piecewise(torch.tensor(0.0))), 6)
     0.05
@@ -35,7 +35,7 @@ def piecewise(nu: torch.Tensor, *, eps: float = 0.05, omega_plus: float = 1.0,
 
 def generalized_piecewise(nu: torch.Tensor, *, eps: float = 0.05, omega_plus: float = 1.0,
                           omega_minus: float = 1e-4, k: float = 2.5) -> torch.Tensor:
-    """Smoothed piecewise penalty ``ω₋(ν+ε) + (ω₊−ω₋)/k·(softplus(k(ν+ε)) − log 2)`` (notes §8).
+    """Smoothed piecewise penalty ``ω₋(ν+ε) + (ω₊−ω₋)/k·(softplus(k(ν+ε)) − log 2)`` (Bonassi, Farina & Scattolini 2021).
 
     >>> float(generalized_piecewise(torch.tensor(-0.05)))
     0.0

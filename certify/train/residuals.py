@@ -1,7 +1,7 @@
 """Differentiable (torch) ISS / δISS residuals ν of GRU and LSTM stacks, for training penalties.
 
 They reproduce EXACTLY the formulas and input-bound handling of the numpy checker
-(:mod:`certify.criteria.diss_gated`; notes stability_conditions.md §2.1, §2.3, §3.3–3.4):
+(:mod:`certify.criteria.diss_gated`; Bonassi, Farina & Scattolini 2021, eqs. 14 and 24; Bonassi et al. 2023):
 
 * layer 0 uses the per-input absolute bound ``ū`` of the declared input range (``W·diag(ū)``),
   layer ``i ≥ 1`` the bound 1 (GRU states / LSTM hidden outputs lie in ``[−1, 1]``);
@@ -73,7 +73,7 @@ def _gru(W, U, bi, bh, ub, reset_after: bool) -> tuple[torch.Tensor, torch.Tenso
     s_r = torch.sigmoid(_rs(Wr, Ur, b_r).max())  # (15)
     nUn, nUr, nUz = _ninf(Un), _ninf(Ur), _ninf(Uz)
     rs_Wn, rs_Un = _rs(Wn), _rs(Un)
-    if reset_after:  # notes §2.3
+    if reset_after:  # PyTorch convention (reset gate after U_n h + b_hn)
         nUn_b = (rs_Un + b_hn.abs()).max()
         phi = torch.tanh((rs_Wn + b_in.abs() + s_r * (rs_Un + b_hn.abs())).max())
         kappa = s_r * nUn + 0.25 * nUr * nUn_b
@@ -99,7 +99,7 @@ def _lstm(W, U, bi, bh, ub, norm2: bool) -> tuple[torch.Tensor, torch.Tensor]:
     x_bar = s_i * phi_c / torch.sigmoid(-gate["f"])
     phi_x = torch.tanh(x_bar)
 
-    def variant(norm) -> tuple[torch.Tensor, torch.Tensor]:  # notes §3.3, §3.4
+    def variant(norm) -> tuple[torch.Tensor, torch.Tensor]:  # Bonassi et al. 2023, Prop. 1 and Thm. 1
         nUc, nUf, nUi, nUo = (norm(mats[k]) for k in "gfio")
         nu_iss = s_f + s_o * s_i * nUc - 1.0
         alpha = 0.25 * nUf * x_bar + s_i * nUc + 0.25 * nUi * phi_c

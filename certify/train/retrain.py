@@ -31,16 +31,29 @@ if TYPE_CHECKING:
 from certify.errors import CertifyError, InvalidInputError, UnsupportedModelError
 from certify.results import ExitCode
 
-__all__ = ["add_arguments", "check_arguments", "load_data", "run"]
+__all__ = ["EXIT_CODES", "add_arguments", "check_arguments", "load_data", "run"]
+
+
+#: The exit codes of ``certify retrain`` (its ``--help`` epilog).
+EXIT_CODES = """exit codes:
+  0    certified      the written model is certified by the checker (preserve: and within --max-fit-drop)
+  1    not_certified  no certified model, or (preserve) only one that loses more than --max-fit-drop
+                      FIT points: it is kept in OUTDIR/rejected/, not written as the result
+  2    usage error    bad command line
+  3    invalid_input  the model, data, options or checkpoint cannot be used
+  5    internal_error a bug in certify
+  130  interrupted    Ctrl-C (SIGINT): the best certified model so far and retrain.json are in OUTDIR;
+                      continue with --resume (preserve)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``certify retrain`` arguments to ``parser``.
+    """Add the ``certify retrain`` arguments (and its exit-code epilog) to ``parser``.
 
     >>> p = add_arguments(argparse.ArgumentParser())
     >>> p.parse_args(["m.onnx", "--data", "d.npz", "-o", "out"]).target
     'diss'
     """
+    parser.epilog = EXIT_CODES
     parser.add_argument("model", help="model file (ONNX or PyTorch state dict + sidecar)")
     parser.add_argument("--data", required=True,
                         help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test] (docs/retrain.md)")
@@ -427,7 +440,8 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m certify.train.retrain``)."""
-    return run(add_arguments(argparse.ArgumentParser(prog="certify retrain")).parse_args(argv))
+    parser = argparse.ArgumentParser(prog="certify retrain", formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run(add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

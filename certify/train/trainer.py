@@ -1,4 +1,4 @@
-"""Truncated-BPTT training of sequence modules with an optional stability penalty (seed 003 §IV; notes §8).
+"""Truncated-BPTT training of sequence modules with an optional stability penalty (Bonassi, Farina & Scattolini 2021).
 
 Loss per minibatch of ``batch_size`` random sub-sequences of length ``seq_len`` (zero initial state)::
 
