@@ -476,7 +476,14 @@ class Network:
             "source_format": self.info.source_format,
             "path": self.info.path,
             "sha256": self.info.sha256,
+            **_import_notes(self.info),
         }
+
+
+def _import_notes(info: ModelInfo) -> dict[str, list[str]]:
+    """``{"notes": [...]}`` with the importer's warnings and notes (what it ignored or assumed), or ``{}``."""
+    notes = [str(n) for key in ("warnings", "notes") for n in (info.extra.get(key) or ())]
+    return {"notes": notes} if notes else {}
 
 
 def finite_or_raise(owner: str, value: float) -> float:

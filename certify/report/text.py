@@ -114,6 +114,7 @@ def render_text(report: Report, color: bool = False) -> str:
 
     d = report.decision
     lines = [f"certify {report.tool_version}: {report.model_name} ({describe_model(report.model)})"]
+    lines += [f"  note: {n}" for n in (report.model or {}).get("notes") or ()]  # what the importer ignored/assumed
     if report.loop:
         lines.append(f"closed loop: {report.loop.get('name') or report.loop.get('plant') or 'loop'}")
     lines.append(
