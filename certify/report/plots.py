@@ -135,7 +135,7 @@ def simulation_chart(sim: Mapping[str, Any] | None) -> str | None:
         ax.set_ylabel(name)
         if len(lines) > 1 and len(lines) <= 8:
             ax.legend(fontsize="small", loc="upper right")
-    fig.axes[-1].set_xlabel("time step" if t is None else "t")
+    fig.axes[-1].set_xlabel("time step k" if t is None else "time t [s]")
     return _svg(fig)
 
 
