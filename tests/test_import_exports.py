@@ -222,6 +222,7 @@ def test_export_matches_onnxruntime_and_torch(exports, v):
         assert extra["initial_state_inputs_ignored"] == ignored
         assert any("initial state input(s) h0" in n and "ignored" in n for n in extra["notes"])
         assert net.info.input_names == ("u",)
+        assert any("h0" in n for n in net.summary()["notes"])  # shown in reports and `certify inspect`
     if v.external:
         assert "model.onnx.data" in extra["files_sha256"]
     rng = np.random.default_rng(_seed(v.name) + 1)
