@@ -407,3 +407,19 @@ def test_missing_torch_cli_exit_3(gru_pt, monkeypatch, capfd):
     cap = capfd.readouterr()
     err = cap.err + cap.out
     assert "pip install 'certify[torch]'" in err and "internal error" not in err
+
+
+@pytest.mark.torch
+def test_zip_that_expands_beyond_the_budget(gru_pt, tmp_path):
+    import zipfile
+
+    src = zipfile.ZipFile(gru_pt)
+    p = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(p, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info.filename))
+        out.writestr(zipfile.ZipInfo("g/data/99"), b"\0" * 10**7, compress_type=zipfile.ZIP_DEFLATED)
+    assert p.stat().st_size < 10**6
+    _refused(p, ResourceLimitError, "expands", max_elements=10**5)
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    _refused(tmp_path / "bad.pt", ModelFileError)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from certify.errors import InvalidInputError, ModelFileError, UnsupportedModelError, WeightError
-from certify.importers.limits import Budget
+from certify.importers.limits import Budget, ResourceLimitError
 from certify.importers.onnx_load import input_range_from, scaling_from
 from certify.importers.sidecar import read_sidecar, sidecar_path
 from certify.importers.torch_layout import layer_from_torch_weights
@@ -62,6 +62,26 @@ def _unwrap(obj: Any, path: str) -> Any:
     return obj[inner[0]] if inner else obj
 
 
+def _check_zip(data: bytes, path: str, budget: Budget) -> None:
+    """Refuse zip archives whose entries would expand beyond the element budget (a zip bomb) before
+    torch reads them: weights are at most 8 bytes per element."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not a readable PyTorch file (a damaged zip archive: {exc}).") from None
+    limit = 8 * budget.max_elements + 2**20
+    total = sum(max(i.file_size, 0) for i in infos)
+    if len(infos) > 100_000 or total > limit:
+        raise ResourceLimitError(
+            f"{path}: the archive expands to {total:,} bytes in {len(infos):,} entries, more than the "
+            f"{limit:,} bytes the element budget allows (load_model(..., max_elements=N) raises it)."
+        )
+
+
 def read_tensors(path: str, budget: Budget | None = None, data: bytes | None = None) -> dict[str, np.ndarray]:
     """``torch.load(weights_only=True)`` → float64 arrays, with clear errors.
 
@@ -78,6 +98,8 @@ def read_tensors(path: str, budget: Budget | None = None, data: bytes | None = N
     torch = _torch()
     budget = budget or Budget()
     src: Any = io.BytesIO(data) if data is not None else path
+    if data is not None and data[:4] == b"PK\x03\x04":
+        _check_zip(data, path, budget)
     try:
         obj = torch.load(src, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
