@@ -17,6 +17,13 @@ Torch state dicts read the same fields from a sidecar ``<file>.certify.json``
 (:mod:`certify.importers.sidecar`).  Only ``onnx`` is imported to read ONNX files; ``torch`` is
 imported only for state dicts.
 
+Untrusted input (:mod:`certify.importers.limits`): only regular files are read (FIFOs and devices are
+refused without being opened), with size limits; ONNX models are validated as onnxruntime does
+(``onnx.checker``, strict shape inference, initial-state shapes) before their shapes are trusted; an
+element budget (``max_elements``) bounds declared tensor sizes and constant folding before anything is
+allocated; an optional :class:`~certify.deadline.Deadline` bounds the time.  ``ModelInfo.sha256``
+covers every file read (model, external data, sidecar; see docs/formats.md).
+
 >>> import os, tempfile
 >>> p = os.path.join(tempfile.mkdtemp(), "empty.onnx"); _ = open(p, "wb").close()
 >>> try:
