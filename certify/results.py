@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 
@@ -117,7 +116,9 @@ class Property(str, enum.Enum):
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping or {}))
+    from certify.frozen import FrozenDict
+
+    return FrozenDict(mapping or {})
 
 
 @dataclass(frozen=True)

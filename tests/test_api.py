@@ -264,3 +264,20 @@ def test_unknown_solver_is_invalid_input_even_without_an_lmi():
     zoo = os.path.join(os.path.dirname(__file__), os.pardir, "models_zoo", "boiler_lpgrnn_linear.onnx")
     report = certify.check(zoo, solver="nope")
     assert report.exit_code == 3 and "nope" in report.to_text()
+
+
+def test_reports_and_networks_pickle_so_process_pools_can_run_check(tmp_path):
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    from certify.networks import ElmanLayer, Network
+
+    net = Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),))
+    r = certify.check(net)
+    back = pickle.loads(pickle.dumps(r))
+    assert back.to_dict() == r.to_dict() and back.counterexample == r.counterexample
+    with pytest.raises(TypeError):
+        r.assumptions["x"] = 1  # still read-only
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        verdicts = [rep.verdict for rep in pool.map(certify.check, [net, net])]
+    assert verdicts == [Verdict.UNSTABLE, Verdict.UNSTABLE]

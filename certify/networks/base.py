@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from certify.errors import WeightError
+from certify.frozen import FrozenDict
 
 # ---------------------------------------------------------------------------------------------
 # validation helpers
@@ -217,7 +217,7 @@ class ModelInfo:
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_names", tuple(self.input_names))
         object.__setattr__(self, "output_names", tuple(self.output_names))
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        object.__setattr__(self, "extra", FrozenDict(self.extra))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from types import MappingProxyType
 from typing import Any
 
+from certify.frozen import FrozenDict
 from certify.report.verdict import Decision, decide
 from certify.results import CheckResult, Counterexample, ExitCode, Property, Verdict
 
@@ -111,7 +111,7 @@ class ReportError:
 
 
 def _freeze(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(m or {}))
+    return FrozenDict(m or {})
 
 
 @dataclass(frozen=True)
