@@ -259,3 +259,27 @@ def test_docstring_examples_run(module):
 
 def test_exit_code_type():
     assert isinstance(REPORTS["certified"].exit_code, ExitCode)
+
+
+def test_reports_round_trip_through_json():
+    import certify
+    from certify.networks import ElmanLayer, Network
+
+    reports = dict(REPORTS)
+    reports["real_unstable"] = certify.check(Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),)))
+    reports["real_loop"] = certify.check("models_zoo/boiler_lpgrnn_linear.onnx", plant="boiler")
+    for name, r in reports.items():
+        back = Report.from_json(r.to_json())
+        assert back.to_dict() == r.to_dict(), name
+        finite = all(c.margin is None or abs(c.margin) != float("inf") for c in r.checks)
+        if finite:  # JSON stores an infinite margin as null (documented), so only those renderings differ
+            assert back.to_markdown() == r.to_markdown() and back.to_text() == r.to_text(), name
+        assert back.verdict is r.verdict and (back.counterexample is None) == (r.counterexample is None)
+
+
+def test_from_json_refuses_what_is_not_a_report():
+    from certify.errors import InvalidInputError
+
+    for text in ("[]", "{}", "not json", '{"created": "x", "checks": [{"name": 1}]}', "[" * 100000):
+        with pytest.raises(InvalidInputError):
+            Report.from_json(text)

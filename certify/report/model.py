@@ -18,7 +18,7 @@ from typing import Any
 
 from certify.frozen import FrozenDict
 from certify.report.verdict import Decision, decide
-from certify.results import CheckResult, Counterexample, ExitCode, Property, Verdict
+from certify.results import CheckResult, CheckStatus, Counterexample, ExitCode, Property, Verdict
 
 SCHEMA_VERSION = "1.0"
 
@@ -91,6 +91,24 @@ def check_dict(c: CheckResult) -> dict[str, Any]:
         "seconds": jsonable(float(c.seconds)),
         "counterexample": counterexample_dict(c.counterexample),
     }
+
+
+def _cex_from_dict(d: Mapping[str, Any] | None) -> Counterexample | None:
+    if not d:
+        return None
+    return Counterexample(str(d["kind"]), str(d.get("description", "")), d.get("data") or {},
+                          float(d.get("residual") or 0.0))
+
+
+def _check_from_dict(d: Mapping[str, Any]) -> CheckResult:
+    return CheckResult(
+        name=str(d["name"]), property=Property(d["property"]), status=CheckStatus(d["status"]),
+        criterion=str(d.get("criterion", "")), message=str(d.get("message") or ""),
+        margin=None if d.get("margin") is None else float(d["margin"]), quantities=d.get("quantities") or {},
+        solver=d.get("solver"), solver_status=d.get("solver_status"), validation=d.get("validation") or {},
+        seconds=float(d.get("seconds") or 0.0), counterexample=_cex_from_dict(d.get("counterexample")),
+        scope=str(d.get("scope", "model")),
+    )
 
 
 @dataclass(frozen=True)
@@ -265,6 +283,56 @@ class Report:
             if self.error is None
             else {"kind": self.error.verdict.value, "type": self.error.error_type, "message": self.error.message},
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` output (e.g. a saved JSON report).
+
+        Non-finite margins, which JSON stores as ``null``, come back as ``None``; everything else,
+        and therefore every renderer's output, round-trips.
+
+        >>> r = Report.from_error(Verdict.INVALID_INPUT, "bad", model={"path": "m.onnx"}, created="x")
+        >>> Report.from_dict(r.to_dict()).to_dict() == r.to_dict()
+        True
+        """
+        try:
+            err = data.get("error")
+            kw = {"created": str(data["created"]), "tool_version": str((data.get("tool") or {}).get("version", ""))}
+            if err:
+                return cls.from_error(Verdict(err["kind"]), str(err["message"]), model=data.get("model") or {},
+                                      error_type=str(err.get("type") or ""), method=data.get("method", "auto"),
+                                      solver=data.get("solver"), timings=data.get("timings") or {}, **kw)
+            checks = tuple(_check_from_dict(c) for c in data.get("checks") or ())
+            requested = tuple(Property(p) for p in data.get("requested_properties") or ())
+            subject = str(data.get("subject", "model"))
+            cex = _cex_from_dict(data.get("counterexample"))
+            derived = decide(checks, requested, subject)
+            reasons = list(data.get("reasons") or [])
+            notes = tuple(reasons[len(derived.reasons):]) if reasons[: len(derived.reasons)] == list(
+                derived.reasons) else ()
+            return cls(model=data.get("model") or {}, checks=checks, requested=requested, subject=subject,
+                       loop=data.get("loop"), method=str(data.get("method", "auto")), solver=data.get("solver"),
+                       assumptions=data.get("assumptions") or {}, timings=data.get("timings") or {},
+                       simulation=data.get("simulation"), counterexample=cex, notes=notes, **kw)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            from certify.errors import InvalidInputError
+
+            raise InvalidInputError(f"not a certify report: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Rebuild a report from :meth:`to_json` text (one report; see :meth:`from_dict`)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            from certify.errors import InvalidInputError
+
+            raise InvalidInputError(f"not a JSON report: {type(exc).__name__}") from None
+        if not isinstance(data, Mapping):
+            from certify.errors import InvalidInputError
+
+            raise InvalidInputError("a JSON report is an object (a list holds several: use from_dict on each).")
+        return cls.from_dict(data)
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict` (deterministic, UTF-8 safe)."""
