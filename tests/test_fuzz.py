@@ -77,7 +77,7 @@ def test_unmutated_inputs_are_accepted(case):
     assert out.ok and out.exit_code in (0, 1), _describe(case, out)
 
 
-@_settings(120)
+@_settings(100)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_onnx_protobuf_mutations(rnd):
     case = _generated("onnx", rnd)
@@ -107,7 +107,7 @@ def test_fuzz_sidecars(rnd):
     _assert_ok(case, _judge(case, SPECIAL_TIMEOUT if "special" in case.label else TIMEOUT))
 
 
-@_settings(60)
+@_settings(45)
 @given(st.randoms(use_true_random=False))
 def test_fuzz_loop_files(rnd):
     case = _generated("loop", rnd)
