@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
                              "(same MODEL and DATA; raise --epochs to train longer)")
+    parser.add_argument("--into", choices=("lpgrnn", "grssnn"), default=None,
+                        help="preserve: distil MODEL into a new network of this architecture (an LP-GRNN with a "
+                             "linear bypass, or a gR-SS-NN; linear part from least squares on DATA) until it "
+                             "certifies; written as a one-step cell graph")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="--into: LP-GRNN states / gR-SS-NN neurons (default: MODEL's hidden size, else 8)")
     parser.add_argument("--penalty-weight", type=float, default=0.1,
                         help="penalty: weight w of the penalty w·Σρ(ν)/L in the first round")
     parser.add_argument("--rounds", type=int, default=3,
@@ -227,6 +233,12 @@ def check_arguments(args: argparse.Namespace) -> None:
     if not args.clearance < 1:
         raise InvalidInputError(f"--clearance must be below 1 (residuals are at least −1), got {args.clearance!r}.")
     out = args.output
+    if getattr(args, "into", None) is not None and (getattr(args, "strategy", "preserve") != "preserve"
+                                                    or args.target == "lmi"):
+        raise InvalidInputError("--into distils with --strategy preserve and --target diss or iss; check the "
+                                "written model with `certify check --method lmi` (or a loop) afterwards.")
+    if getattr(args, "hidden", None) is not None and args.hidden < 1:
+        raise InvalidInputError(f"--hidden must be at least 1, got {args.hidden}.")
     if getattr(args, "resume", False):
         if getattr(args, "strategy", "preserve") != "preserve" or args.target == "lmi":
             raise InvalidInputError("--resume continues a --strategy preserve run (targets diss/iss).")
@@ -352,6 +364,19 @@ def _run(args: argparse.Namespace) -> int:
         "input_range": None if info.input_range is None else {"low": info.input_range.low.tolist(),
                                                               "high": info.input_range.high.tolist()},
     }.items() if v is not None}
+    teacher = None
+    if getattr(args, "into", None) is not None:
+        from certify.train.contraction import affine_residuals
+        from certify.train.students import build_student
+
+        teacher = module
+        hidden = args.hidden or getattr(teacher, "hidden", None) or 8
+        module = build_student(args.into, data["u"], data["y"], hidden, seed=args.seed)
+        arch = f"{arch}->{args.into}"
+
+        def res(m):
+            return affine_residuals(m).of(target)
+        method = "diss"
     if args.strategy == "preserve" and target != "lmi":
         from certify.train.session import run_preserve
 
@@ -362,7 +387,7 @@ def _run(args: argparse.Namespace) -> int:
             _replace_into(pt_path, write)
 
         return run_preserve({"args": args, "module": module, "data": data, "residuals": res, "method": method,
-                             "info": info, "arch": arch, "before": before, "to_raw": to_raw,
+                             "info": info, "arch": arch, "before": before, "to_raw": to_raw, "teacher": teacher,
                              "export": lambda m, tmp: _export(m, tmp, args, info), "replace_into": _replace_into,
                              "write_pt": write_pt})
     return _run_penalty(args, module, data, res, select, method, info, arch, target, before, test_metrics, side)

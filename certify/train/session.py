@@ -118,7 +118,7 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         torch.set_num_threads(1)  # small recurrent models: one thread beats two contending ones
     torch.manual_seed(args.seed)
     module.to(dev).float().eval()
-    teacher = copy.deepcopy(module).eval()
+    teacher = (ctx.get("teacher") or copy.deepcopy(module)).to(dev).float().eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     cfg = PreserveConfig(epochs=args.epochs, project_steps=args.project_steps, lr=args.lr,
@@ -197,7 +197,7 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         best = state["best"] or state["rejected"]
         out: dict[str, Any] = {
             "model": os.fspath(args.model), "architecture": arch, "target": args.target, "method": method,
-            "strategy": "preserve", "status": status, "interrupted": interrupted,
+            "strategy": "preserve", "into": getattr(args, "into", None), "status": status, "interrupted": interrupted,
             "verdict": "certified" if best is not None else "not_certified",
             "onnx": None, "state_dict": None, "max_fit_drop": args.max_fit_drop,
             "val_fit_before": teacher_val_fit, "val_fit_after": None if best is None else best["val_fit"],
@@ -243,8 +243,8 @@ def run_preserve(ctx: dict[str, Any]) -> int:
     try:
         with Interrupt() as stop:
             if state["projection"] is None:  # ---- projection onto the certified set
-                log(f"certify retrain: projecting onto the certified set (ν < −{args.clearance:g}); original: ν = "
-                    f"{worst_residual(module, res):.4g}, validation FIT {teacher_val_fit:.2f} %")
+                log(f"certify retrain: projecting onto the certified set (ν < −{args.clearance:g}); start: ν = "
+                    f"{worst_residual(module, res):.4g}; original model's validation FIT {teacher_val_fit:.2f} %")
                 proj = project(module, teacher, data["u"], data["y"], res, cfg, rng, stop=stop)
                 vf = val_fit_of(module)
                 proj["val_fit"] = vf if math.isfinite(vf) else None
