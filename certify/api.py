@@ -30,6 +30,7 @@ from certify.results import CheckResult, CheckStatus, Counterexample, ExitCode, 
 
 if TYPE_CHECKING:
     from certify.falsify import SearchBudget
+    from certify.loop.spec import LoopSpec
     from certify.networks import InputRange, Network
 
 METHODS = ("auto", "diss", "lmi", "all")
@@ -282,7 +283,7 @@ def _search_loop(
     from certify.loop.check import resolve_loop
     from certify.loop.refute import loop_falsification_check, refute_loop
 
-    spec = resolve_loop(plant, None if loop is None else os.fspath(loop))
+    spec = resolve_loop(plant, loop)
     out = refute_loop(cl, spec, seed=seed, budget=budget, deadline=deadline)
     if out.counterexample is not None:
         checks.append(loop_falsification_check(cl, out.counterexample))
@@ -325,7 +326,7 @@ def _assumptions(
 def check(
     model: str | os.PathLike[str] | Network,
     plant: str | None = None,
-    loop: str | os.PathLike[str] | None = None,
+    loop: str | os.PathLike[str] | LoopSpec | None = None,
     method: str = "auto",
     solver: str | None = None,
     input_range: InputRange | tuple[Any, Any] | None = None,
@@ -344,8 +345,10 @@ def check(
     ----------
     model : path or Network
         A model file (ONNX / PyTorch state dict) or a network built in Python.
-    plant, loop : str or path, optional
-        Close the loop around a built-in plant (``certify plants``) or as a loop file describes.
+    plant, loop : str, path or LoopSpec, optional
+        Close the loop around a built-in plant (``certify plants``), as a loop file describes, or as a
+        :class:`~certify.loop.spec.LoopSpec` built in Python (:func:`certify.loop.build.make_loop`:
+        python-control plants, PI gains as arguments).
     method : {"auto", "diss", "lmi", "all"}
         Which criteria to run (see the module docstring).
     solver : str, optional
@@ -466,7 +469,10 @@ def _loop_report(
             "(certify.loop.check_closed_loop is missing)."
         ) from None
     stage("closed-loop analysis")
-    outcome = check_closed_loop(net, plant=plant, loop=None if loop is None else os.fspath(loop), method=method,
+    from certify.loop.spec import LoopSpec
+
+    loop_obj = loop if isinstance(loop, LoopSpec) else (None if loop is None else os.fspath(loop))
+    outcome = check_closed_loop(net, plant=plant, loop=loop_obj, method=method,
                                 solver=solver, timeout=deadline.remaining())
     checks = list(outcome.checks)
     falsification = None
@@ -474,13 +480,13 @@ def _loop_report(
     if (search is not False and cl is not None and method != "diss"
             and decide(checks, (Property.GAS,), "loop").verdict is Verdict.NOT_CERTIFIED):
         stage("searching the closed loop for a counterexample")
-        falsification = _search_loop(cl, plant, loop, seed, None if search is True else search, deadline, checks)
+        falsification = _search_loop(cl, plant, loop_obj, seed, None if search is True else search, deadline, checks)
     t_end = time.perf_counter()
     checks = tuple(checks)
     description = dict(outcome.description or {})
-    if loop is not None:
-        description.setdefault("loop_file", os.fspath(loop))
-        description.setdefault("loop_file_sha256", file_sha256(loop))
+    if isinstance(loop_obj, str):
+        description.setdefault("loop_file", loop_obj)
+        description.setdefault("loop_file_sha256", file_sha256(loop_obj))
     if plant is not None:
         description.setdefault("plant", plant)
     return Report(

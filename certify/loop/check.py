@@ -136,7 +136,10 @@ def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray |
     return out
 
 
-def resolve_loop(plant: str | None, loop: str | None) -> LoopSpec:
+def resolve_loop(plant: str | None, loop: str | LoopSpec | None) -> LoopSpec:
+    """The loop to check: a :class:`LoopSpec` as given, a loop file, or a built-in plant's default loop."""
+    if isinstance(loop, LoopSpec):
+        return loop
     if loop is not None:
         return load_loop_file(loop)
     if plant is None:

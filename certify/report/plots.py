@@ -160,3 +160,31 @@ def counterexample_chart(cex: Any) -> str | None:
     if orbit is not None and hasattr(orbit, "get") and orbit.get("states"):
         return simulation_chart({"states": [list(r) for r in orbit["states"]]})
     return None
+
+
+def verdict_map(kp: Sequence[float], ki: Sequence[float], verdicts: Sequence[Sequence[str]]) -> str | None:
+    """A map of verdicts over a grid of PI gains (columns ``kp``, rows ``ki``), coloured by verdict.
+
+    >>> verdict_map([0.1, 0.2], [0.01], [["certified", "not_certified"]]).startswith("<svg")
+    True
+    """
+    if not verdicts or not verdicts[0]:
+        return None
+    colors = {"certified": "#2e7d32", "not_certified": "#ef6c00", "unstable": "#c62828",
+              "invalid_input": "#6a1b9a", "internal_error": "#37474f"}
+    fig, ax = _figure(6.0, 4.0)
+    for i, k_i in enumerate(ki):
+        for j, k_p in enumerate(kp):
+            ax.scatter([k_p], [k_i], s=120, marker="s", color=colors.get(verdicts[i][j], "#999999"))
+    for name, color in colors.items():
+        if any(name in row for row in verdicts):
+            ax.scatter([], [], s=60, marker="s", color=color, label=name)
+    if len(kp) > 1 and min(kp) > 0 and max(kp) / min(kp) > 20:
+        ax.set_xscale("log")
+    if len(ki) > 1 and min(ki) > 0 and max(ki) / min(ki) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("kp")
+    ax.set_ylabel("ki")
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title("Closed-loop verdict per PI gain pair")
+    return _svg(fig)
