@@ -321,6 +321,23 @@ def test_missing_torch_is_an_install_problem_exit_3(tmp_path, command):
     assert "pip install 'certify[torch]'" in text and "Traceback" not in text and "<repo>" not in text
 
 
+def test_special_files_through_the_real_command_in_a_subprocess(tmp_path):
+    """`python -m certify` with a FIFO model, a FIFO loop file and /dev/zero data: exit 3 each, no hang."""
+    os.mkfifo(tmp_path / "fifo.onnx")
+    os.mkfifo(tmp_path / "loop.toml")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(F.fused_model("RNN", n_in=1, hidden=2).SerializeToString())
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    for argv in (["check", str(tmp_path / "fifo.onnx"), "--quiet"],
+                 ["check", str(model), "--loop", str(tmp_path / "loop.toml"), "--quiet"],
+                 ["retrain", str(model), "--data", "/dev/zero", "-o", str(tmp_path / "out")]):
+        proc = subprocess.run([sys.executable, "-m", "certify", *argv], capture_output=True, text=True, timeout=60,
+                              env=env, stdin=subprocess.DEVNULL)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode == ExitCode.INVALID_INPUT and "Traceback" not in text, text
+        assert "FIFO" in text or "character device" in text, text
+
+
 # ------------------------------------------------------------------------------------------------
 # retrain input validation
 
