@@ -144,3 +144,28 @@ def test_sigint_keeps_best_and_resume_continues(trained, tmp_path):
 def test_resume_needs_checkpoint(trained, tmp_path, capsys):
     rc = run(_args(str(trained / "gru.onnx"), "--data", str(trained / "d.npz"), "-o", str(tmp_path), "--resume"))
     assert rc == 3 and "checkpoint.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("into", ["lpgrnn", "grssnn"])
+def test_into_distils_gru_into_certified_student(trained, into, capsys):
+    root = trained
+    out = root / f"out_into_{into}"
+    rc = run(_args(str(root / "gru.onnx"), "--data", str(root / "d.npz"), "-o", str(out), "--epochs", "10",
+                   "--into", into, "--hidden", "3", "--max-fit-drop", "1000", *COMMON))
+    assert rc == 0, capsys.readouterr().err
+    assert check(str(out / "model.onnx"), method="diss").verdict is Verdict.CERTIFIED
+    net = load_model(str(out / "model.onnx"))
+    assert net.architecture == "affine_cell" and net.n_inputs == 2 and net.n_outputs == 2
+    s = json.loads((out / "retrain.json").read_text())
+    assert s["into"] == into and s["architecture"] == f"gru->{into}"
+    # stated tolerance: the student keeps the teacher's test FIT within 25 points (mean over outputs)
+    before, after = (float(np.mean(s[k]["fit"])) for k in ("test_before", "test_after"))
+    assert after > before - 25.0, (before, after)
+    if into == "lpgrnn":  # the bypass model is an affine cell: the LMI (loop-ready criterion) applies too
+        assert check(str(out / "model.onnx"), method="lmi").verdict is Verdict.CERTIFIED
+
+
+def test_into_refuses_penalty_strategy(trained, tmp_path, capsys):
+    rc = run(_args(str(trained / "gru.onnx"), "--data", str(trained / "d.npz"), "-o", str(tmp_path),
+                   "--into", "lpgrnn", "--strategy", "penalty"))
+    assert rc == 3 and "--into" in capsys.readouterr().err

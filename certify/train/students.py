@@ -113,6 +113,25 @@ def _modal(lin):
     return LinearSS(A=wr, B=Vi @ lin.B, C=lin.C @ vr, D=lin.D, c=Vi @ lin.c)
 
 
+def _to_modal_ssnn(net) -> None:
+    """Change the state coordinates of a gR-SS-NN to the modal ones of its ``A`` (``x = V x̃``), in place."""
+    import torch
+    from scipy.linalg import cdf2rdf
+
+    A = net.A.detach().double().numpy()
+    w, v = np.linalg.eig(A)
+    if np.linalg.cond(v) > 1e8:
+        return
+    _, V = cdf2rdf(w, v)
+    Vi = np.linalg.inv(V)
+    new = {"A": Vi @ A @ V, "B": Vi @ net.B.detach().double().numpy(), "C": net.C.detach().double().numpy() @ V,
+           "W_fx": net.W_fx.detach().double().numpy() @ V, "W_gx": net.W_gx.detach().double().numpy() @ V,
+           "W_x": Vi @ net.W_x.detach().double().numpy(), "b_x": Vi @ net.b_x.detach().double().numpy()}
+    with torch.no_grad():
+        for name, value in new.items():
+            getattr(net, name).copy_(torch.as_tensor(value, dtype=net.A.dtype))
+
+
 def build_student(kind: str, u: np.ndarray, y: np.ndarray, hidden: int, *, seed: int = 0):
     """The torch student of ``kind`` (``lpgrnn`` or ``grssnn``), initialised from the data.
 
@@ -134,5 +153,6 @@ def build_student(kind: str, u: np.ndarray, y: np.ndarray, hidden: int, *, seed:
         p = np.asarray(y).shape[1]
         net = SSNN(np.asarray(u).shape[1], 2 * p, p, hidden, hidden)
         init_gr_ssnn(net, u, y)
+        _to_modal_ssnn(net)
         return net
     raise ValueError(f"--into must be one of {', '.join(STUDENTS)}, got {kind!r}.")
