@@ -304,6 +304,8 @@ def plant_from_mapping(
     # validate as a discrete plant first (clear errors naming the matrix), then discretise if asked
     plant = Plant(A=data["A"], B=data["B"], C=data["C"], D=data.get("D"), Ts=data["Ts"], **kw)
     if data.get("continuous", False):
+        if deadline is not None:
+            deadline.check("discretising the plant")
         return plant_from_continuous(plant.A, plant.B, plant.C, plant.D, plant.Ts, **kw)
     return plant
 
