@@ -50,37 +50,97 @@ def _rho(M: np.ndarray) -> tuple[float, float]:
     return float(np.max(np.abs(ev))), float(np.min(np.abs(ev - 1.0)))
 
 
-def diagnose(cl: ClosedLoop, spec: LoopSpec) -> dict[str, Any] | None:
+def _dead_vertex(cl: ClosedLoop) -> np.ndarray:
+    """Slopes of the vertex "every network neuron at its lowest slope, the saturation at slope 1"."""
+    f = cl.form
+    g = np.array([c.slope[0] for c in f.channels])
+    g[f.m - 1] = f.channels[f.m - 1].slope[1]
+    return g
+
+
+def _scaled_gains(net: Network, spec: LoopSpec, s: float) -> ClosedLoop:
+    from dataclasses import replace
+
+    pi = spec.controller
+    return assemble(net, replace(spec, controller=replace(pi, kp=pi.kp * s, ki=pi.ki * s)))
+
+
+def loop_gain_sign(net: Network, spec: LoopSpec) -> float:
+    """Steady-state gain from the actuator to the estimate through the plant and the network's linear path.
+
+    Measured on the linear vertex "network neurons at slope 0, saturation at slope 1" with a tiny
+    integral gain: the integrator's eigenvalue moves from 1 to ``1 − ki·Ts·g``, so ``g = (1 − λ)/(ki·Ts)``.
+    ``g < 0`` means the PI's feedback is positive; ``g = 0`` that the integrator sees nothing.
+    """
+    from dataclasses import replace
+
+    eps = 1e-6
+    pi = spec.controller
+    cl = assemble(net, replace(spec, controller=replace(pi, kp=0.0, ki=eps)))
+    ev = np.linalg.eigvals(_vertex_matrix(cl, _dead_vertex(cl)))
+    lam = ev[np.argmin(np.abs(ev - 1.0))]
+    return float(np.real(1.0 - lam) / (eps * pi.Ts))
+
+
+def diagnose(cl: ClosedLoop, spec: LoopSpec, net: Network | None = None) -> dict[str, Any] | None:
     """Return ``{"kind", "message", "spectral_radius", "vertex"}`` for a structural obstruction, else None.
 
     Both vertices are linear members of the nonlinearity class, so a spectral radius ≥ 1 at either of them
-    rules out every global sector/slope certificate (the LMI's necessary condition).
+    rules out every global sector/slope certificate (the LMI's necessary condition).  The cause is then
+    computed, not guessed: an integrator without a linear path (eigenvalue exactly 1), a plant that is
+    unstable on its own (it runs open loop when the actuator saturates), the sign of the loop gain
+    (:func:`loop_gain_sign`), PI gains that are too high (a smaller multiple of them passes the vertex),
+    or a windup-prone positional PI.
     """
     f = cl.form
     lo = np.array([c.slope[0] for c in f.channels])
-    hi = np.array([c.slope[1] for c in f.channels])
     sat = f.m - 1
-    dead = lo.copy()
-    dead[sat] = hi[sat]
+    plant_rho = float(np.max(np.abs(np.linalg.eigvals(spec.plant.A)))) if spec.plant.n_states else 0.0
+    plant_unstable = plant_rho >= 1.0 - UNIT_CIRCLE_TOL
+    dead = _dead_vertex(cl)
     rho, d1 = _rho(_vertex_matrix(cl, dead))
     if rho >= 1.0 - UNIT_CIRCLE_TOL:
-        if d1 < 1e-6:
+        vertex = "network slopes 0, saturation slope 1"
+        g = loop_gain_sign(net, spec) if net is not None else None
+        open_integrator = d1 < 1e-6 if g is None else abs(g) <= 1e-9 and d1 < 1e-6
+        if open_integrator:
             msg = (
                 "integral action closes around an estimate with no linear path from the measurements: in the "
                 "member of the sector class where every network neuron has slope 0, the estimate is constant and "
                 f"the PI integrator runs open (eigenvalue at 1, spectral radius {rho:.6f}). No global "
                 "sector/slope certificate can exist for any PI gains. Fix: give the network an explicit linear term "
-                "from its inputs to the estimate (a linear bypass, as in seed 004's gR-SS-NN), let the PI act on a "
-                "measured signal, or use a regional analysis."
+                "from its inputs to the estimate (a linear bypass, as in the gR-SS-NN of Schoukens 2021), let the PI "
+                "act on a measured signal, or use a regional analysis."
             )
-            kind = "integrator_without_linear_path"
-        else:
-            msg = (
-                "with every network neuron at slope 0 the remaining linear loop (linear term of the network, PI, "
-                f"plant) is unstable (spectral radius {rho:.6f}): lower the PI gains or change the linear term."
-            )
-            kind = "linear_part_unstable"
-        return {"kind": kind, "message": msg, "spectral_radius": rho, "vertex": "network slopes 0, saturation slope 1"}
+            return {"kind": "integrator_without_linear_path", "message": msg, "spectral_radius": rho, "vertex": vertex}
+        if plant_unstable:
+            msg = (f"the plant itself is not stable (spectral radius of A {plant_rho:.6f}): when the actuator "
+                   "saturates (slope 0 is in the class) it runs open loop, so no saturated loop around it can be "
+                   "certified globally, whatever the PI gains. Certify a stable subsystem or use a regional analysis.")
+            return {"kind": "plant_not_stable_open_loop", "message": msg, "spectral_radius": rho, "vertex": vertex}
+        if net is not None and g is not None:
+            if g < 0:
+                msg = (f"the loop's feedback has the wrong sign: the steady-state gain from the actuator to the "
+                       f"estimate (through the plant and the network's linear term) is g = {g:.4g} < 0, so the PI "
+                       f"integrates away from the set-point (spectral radius {rho:.6f} at the vertex where every "
+                       "neuron has slope 0). Lowering the gains does not help; check the sign of the network's "
+                       "linear term (its bypass) or of the PI gains.")
+                return {"kind": "loop_gain_wrong_sign", "message": msg, "spectral_radius": rho, "vertex": vertex,
+                        "loop_gain": g}
+            for s in (0.5, 0.1, 0.01, 0.001):
+                if _rho(_vertex_matrix(_scaled_gains(net, spec, s), dead))[0] < 1.0 - UNIT_CIRCLE_TOL:
+                    pi = spec.controller
+                    msg = (f"with every network neuron at slope 0 the remaining linear loop (the network's linear "
+                           f"term, PI, plant) is unstable (spectral radius {rho:.6f}); with the PI gains scaled by "
+                           f"{s:g} (kp = {pi.kp * s:.4g}, ki = {pi.ki * s:.4g}) it is stable: lower the PI gains.")
+                    return {"kind": "pi_gains_too_high", "message": msg, "spectral_radius": rho, "vertex": vertex,
+                            "stable_gain_scale": s}
+        msg = (
+            "with every network neuron at slope 0 the remaining linear loop (linear term of the network, PI, "
+            f"plant) is unstable (spectral radius {rho:.6f}), and lowering the PI gains does not make it stable: "
+            "change the network's linear term."
+        )
+        return {"kind": "linear_part_unstable", "message": msg, "spectral_radius": rho, "vertex": vertex}
     stuck = lo.copy()
     stuck[sat] = lo[sat]
     rho, d1 = _rho(_vertex_matrix(cl, stuck))
@@ -182,7 +242,7 @@ def check_closed_loop(
     description["closed_loop"] = {"states": cl.form.n, "channels": cl.form.m,
                                   "well_posedness": cl.form.well_posedness().method}
     checks: list[CheckResult] = []
-    obstruction = diagnose(cl, spec)
+    obstruction = diagnose(cl, spec, net)
     if method == "diss":
         checks.append(CheckResult(
             name="loop.gas", property=Property.GAS, status=CheckStatus.NOT_APPLICABLE, criterion="diss",
