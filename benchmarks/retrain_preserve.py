@@ -6,7 +6,8 @@ with each strategy; the table gives the checker's verdict, the held-out test FIT
 validation FIT before/after and the wall time.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/retrain_preserve.py [--samples 3000] [--hidden 16]
-        [--train-epochs 300] [--epochs 150] [--dataset quadtank|boiler] [--strategies preserve,penalty]
+        [--train-epochs 300] [--epochs 150] [--dataset quadtank|boiler]
+        [--strategies preserve,penalty,into-lpgrnn,into-grssnn] [--into-hidden 8]
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=150, help="retrain epochs (preserve: fine-tuning)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dataset", choices=("quadtank", "boiler"), default="quadtank")
-    ap.add_argument("--strategies", default="preserve,penalty")
+    ap.add_argument("--strategies", default="preserve,penalty",
+                    help="comma-separated: preserve, penalty, into-lpgrnn, into-grssnn")
+    ap.add_argument("--into-hidden", type=int, default=8)
     a = ap.parse_args()
     d = quadruple_tank_dataset(a.samples, seed=1) if a.dataset == "quadtank" else boiler_pressure_dataset(a.samples)
     m_in, p_out = d.u.shape[1], d.y.shape[1]
@@ -62,9 +65,11 @@ def main() -> None:
     for strategy in a.strategies.split(","):
         out = os.path.join(root, strategy)
         t = time.perf_counter()
+        extra = (["--into", strategy[5:], "--hidden", str(a.into_hidden)] if strategy.startswith("into-")
+                 else ["--strategy", strategy])
         rc = run(add_arguments(argparse.ArgumentParser()).parse_args(
             [plain, "--data", os.path.join(root, "d.npz"), "-o", out, "--epochs", str(a.epochs), "--device",
-             a.device, "--strategy", strategy, "--log-every", "0"]))
+             a.device, "--log-every", "0", *extra]))
         sec = time.perf_counter() - t
         s = json.load(open(os.path.join(out, "retrain.json")))
         rows.append((strategy, rc, s["verdict"], s["test_before"]["fit"], (s["test_after"] or {}).get("fit"),

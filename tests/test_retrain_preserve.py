@@ -43,8 +43,9 @@ def trained(tmp_path_factory):
     np.savez(root / "d.npz", u=u, y=y)
     cfg = TrainConfig(epochs=25, seq_len=50, washout=10, lr=2e-2, device="cpu", require_certified=False,
                       progress=False)
-    for name, net in (("gru", GRUNet(2, 4, n_out=2)), ("lstm", LSTMNet(2, 3, n_out=2))):
+    for name, make in (("gru", lambda: GRUNet(2, 4, n_out=2)), ("lstm", lambda: LSTMNet(2, 3, n_out=2))):
         torch.manual_seed(0)
+        net = make()
         with torch.no_grad():
             net.rnn.weight_hh_l0.mul_(3.0)  # far outside the certified set
         train(net, u[:420], y[:420], u[420:525], y[420:525], cfg)
