@@ -113,7 +113,9 @@ def _area(tb_text: str) -> str:
     frames = [line for line in tb_text.splitlines() if line.strip().startswith("File ") and "/certify/" in line]
     if not frames:
         return "other"
-    return "importers" if "/certify/importers/" in frames[-1] else "other"
+    if "/certify/importers/" in frames[-1]:
+        return "importers"
+    return "verify" if "/certify/verify.py" in frames[-1] else "other"
 
 
 def _memory_limit() -> Callable[[], None]:
@@ -801,6 +803,85 @@ def base_cases() -> list[Case]:
     return out
 
 
+_UNSTABLE: dict[str, Any] = {}
+
+
+def unstable_report() -> tuple[bytes, dict[str, Any]]:
+    """A GRU with large weights and its `unstable` JSON report (a proved period-2 orbit), made once."""
+    if not _UNSTABLE:
+        import tempfile
+
+        from onnx import numpy_helper
+
+        from certify.cli import main
+
+        model = fused_model("GRU")
+        for k, t in enumerate(list(model.graph.initializer)):
+            arr = numpy_helper.to_array(t)
+            model.graph.initializer[k].CopyFrom(numpy_helper.from_array((arr * 10.0).astype(arr.dtype), t.name))
+        data = model.SerializeToString()
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "u.onnx").write_bytes(data)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                rc = main(["check", str(Path(tmp, "u.onnx")), "--format", "json", "-o", str(Path(tmp, "r.json")),
+                           "--quiet", "--timeout", "60"])
+            report = json.loads(Path(tmp, "r.json").read_text()) if rc == 4 else {}
+        _UNSTABLE.update(model=data, report=report)
+    return _UNSTABLE["model"], copy.deepcopy(_UNSTABLE["report"])
+
+
+def _mutate_anywhere(obj: Any, rng: random.Random) -> str:
+    """Retype, delete or perturb one value anywhere in a nested dict/list structure."""
+    path: list[str] = []
+    cur = obj
+    while True:
+        keys = list(cur) if isinstance(cur, dict) else list(range(len(cur))) if isinstance(cur, list) else []
+        if not keys:
+            return "none"
+        k = rng.choice(keys)
+        child = cur[k]
+        if isinstance(child, (dict, list)) and child and rng.random() < 0.8:
+            path.append(str(k))
+            cur = child
+            continue
+        op = rng.choice(["retype", "delete", "perturb"])
+        if op == "delete":
+            del cur[k]
+        elif op == "perturb" and isinstance(child, (int, float)) and not isinstance(child, bool):
+            cur[k] = child * rng.choice([0.0, -1.0, 1.0 + 1e-9, 1e6, float("nan")]) + rng.choice([0.0, 1e-12, 1.0])
+        else:
+            cur[k] = weird_value(rng)
+        return f"{op}:{'.'.join(path + [str(k)])}"
+
+
+def report_case(rng: random.Random) -> Case:
+    """`certify verify` on a real `unstable` report whose proof data was mutated (or damaged as text)."""
+    model, report = unstable_report()
+    labels = []
+    for _ in range(rng.choice([1, 1, 2])):
+        labels.append(_mutate_anywhere(report.get("counterexample") or report, rng))
+    text = json.dumps(report, allow_nan=True).encode()
+    if rng.random() < 0.1:
+        text, how = _damage_bytes(text, rng)
+        labels.append(how)
+    return Case("report", {"u.onnx": model, "r.json": text}, ["verify", "{dir}/r.json", "{dir}/u.onnx"],
+                "+".join(labels))
+
+
+def verify_regression_cases() -> list[Case]:
+    """Findings of the long campaign in `certify verify`: proof data of the wrong type in a saved report."""
+    model, report = unstable_report()
+    if not report:
+        return []
+    out = []
+    for label, value in (("data_is_a_list", [1]), ("data_is_a_boolean", True)):
+        bad = copy.deepcopy(report)
+        bad["counterexample"]["data"] = value
+        out.append(Case("report", {"u.onnx": model, "r.json": json.dumps(bad).encode()},
+                        ["verify", "{dir}/r.json", "{dir}/u.onnx"], label))
+    return out
+
+
 def importer_regression_cases() -> list[Case]:
     """Findings of the long campaign inside the model importers, kept as fixed cases."""
     no_output = fused_model("LSTM")
@@ -814,5 +895,5 @@ def importer_regression_cases() -> list[Case]:
 
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "onnx": onnx_case, "raw_bytes": raw_bytes_case, "state_dict": state_dict_case, "sidecar": sidecar_case,
-    "loop": lambda rng: loop_case(rng, plant_in_file=False), "plant": plant_case,
+    "loop": lambda rng: loop_case(rng, plant_in_file=False), "plant": plant_case, "report": report_case,
 }

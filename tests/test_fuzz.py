@@ -8,9 +8,9 @@ Each case must exit with 0, 1, 3 or 4, print no traceback, finish within its tim
 input file byte-for-byte unchanged.  Hypothesis drives the mutations (derandomized: the same cases on
 every run); ``benchmarks/fuzz.py`` runs the long campaign.
 
-Failures whose innermost certify frame lies in ``certify/importers`` are collected separately and checked
-by :func:`test_no_importer_findings`, so that a finding in the model importers does not hide (or get
-hidden by) one elsewhere.
+Failures whose innermost certify frame lies in ``certify/importers`` (or ``certify/verify.py``) are
+collected separately and checked by :func:`test_no_importer_findings` (:func:`test_no_verify_findings`),
+so that a finding there does not hide (or get hidden by) one elsewhere.
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ import _fuzz_cases as F  # noqa: E402
 TIMEOUT = 60.0  # per case; generous so a loaded machine does not flake
 SPECIAL_TIMEOUT = 20.0  # special files need no computation at all
 IMPORTER_FINDINGS: list[str] = []
+VERIFY_FINDINGS: list[str] = []
 
 # Importer findings not fixed yet (handed to the importer owner); these cases are xfail(strict=False) so that
 # they start asserting again as soon as the importer is fixed.  Empty when everything passes.
 KNOWN_IMPORTER_CASES: set[str] = set()
+# Same for `certify verify` (certify/verify.py).
+KNOWN_VERIFY_CASES: set[str] = {"data_is_a_list", "data_is_a_boolean"}
 
 
 def _settings(n: int):
@@ -58,8 +61,8 @@ def _assert_ok(case: F.Case, out: F.Outcome) -> None:
     assert not out.modified, "an input file changed on disk: " + _describe(case, out)
     if out.ok:
         return
-    if out.area == "importers":
-        IMPORTER_FINDINGS.append(_describe(case, out))
+    if out.area in ("importers", "verify"):
+        (IMPORTER_FINDINGS if out.area == "importers" else VERIFY_FINDINGS).append(_describe(case, out))
         return
     raise AssertionError(_describe(case, out))
 
@@ -121,9 +124,24 @@ def test_fuzz_plant_files(rnd):
     _assert_ok(case, _judge(case))
 
 
+def test_unstable_report_for_the_verify_fuzz_exists():
+    model, report = F.unstable_report()
+    assert report.get("verdict") == "unstable" and report.get("counterexample")
+
+
+@_settings(80)
+@given(st.randoms(use_true_random=False))
+def test_fuzz_verify_reports(rnd):
+    if not F.unstable_report()[1]:
+        pytest.skip("no unstable report to mutate")
+    case = _generated("report", rnd)
+    _assert_ok(case, _judge(case))
+
+
 def _params(cases: list[F.Case]) -> list:
-    return [pytest.param(c, id=c.label, marks=[pytest.mark.xfail(strict=False, reason="importer finding")]
-                         if c.label in KNOWN_IMPORTER_CASES else []) for c in cases]
+    known = KNOWN_IMPORTER_CASES | KNOWN_VERIFY_CASES
+    return [pytest.param(c, id=c.label, marks=[pytest.mark.xfail(strict=False, reason="finding handed over")]
+                         if c.label in known else []) for c in cases]
 
 
 @pytest.mark.parametrize("case", _params(F.special_cases()))
@@ -145,6 +163,17 @@ def test_importer_findings_of_the_long_campaign(case):
     assert out.ok, _describe(case, out)
 
 
+@pytest.mark.parametrize("case", _params(F.verify_regression_cases()))
+def test_verify_findings_of_the_long_campaign(case):
+    out = _judge(case)
+    assert out.ok, _describe(case, out)
+
+
 def test_no_importer_findings():
     """Runs after the fuzz tests above (file order): importer-caused exit 5 / hangs / tracebacks."""
     assert not IMPORTER_FINDINGS, "\n\n".join(IMPORTER_FINDINGS[:10])
+
+
+def test_no_verify_findings():
+    """Runs after test_fuzz_verify_reports: internal errors of `certify verify` on mutated reports."""
+    assert not VERIFY_FINDINGS, "\n\n".join(VERIFY_FINDINGS[:10])
