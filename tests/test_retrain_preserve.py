@@ -170,3 +170,32 @@ def test_into_refuses_penalty_strategy(trained, tmp_path, capsys):
     rc = run(_args(str(trained / "gru.onnx"), "--data", str(trained / "d.npz"), "-o", str(tmp_path),
                    "--into", "lpgrnn", "--strategy", "penalty"))
     assert rc == 3 and "--into" in capsys.readouterr().err
+
+
+def test_elman_with_bypass_is_retrained(trained, capsys):
+    """An Elman RNN whose head has a direct input term (a linear bypass, LinearHead.D) keeps it."""
+    from certify.train.modules import ElmanNet
+
+    root = trained
+    d = np.load(root / "d.npz")
+    u, y = d["u"], d["y"]
+    torch.manual_seed(1)
+    m = ElmanNet(2, 4, n_out=2).add_bypass(np.full((2, 2), 0.1))
+    with torch.no_grad():
+        m.rnn.weight_hh_l0.mul_(4.0)
+    train(m, u[:420], y[:420], u[420:525], y[420:525], TrainConfig(epochs=10, seq_len=50, washout=10, lr=2e-2,
+                                                                 device="cpu", require_certified=False,
+                                                                 progress=False))
+    export_onnx(m, str(root / "elman_bypass.onnx"), seq_len=10, metadata=META)
+    assert load_model(str(root / "elman_bypass.onnx")).head.D is not None
+    assert check(str(root / "elman_bypass.onnx"), method="diss", falsify_budget=0).verdict is not Verdict.CERTIFIED
+    out = root / "out_elman_bypass"
+    rc = run(_args(str(root / "elman_bypass.onnx"), "--data", str(root / "d.npz"), "-o", str(out), "--epochs", "10",
+                   "--max-fit-drop", "1000", *COMMON))
+    assert rc == 0, capsys.readouterr().err
+    assert check(str(out / "model.onnx"), method="diss").verdict is Verdict.CERTIFIED
+    assert load_model(str(out / "model.onnx")).head.D is not None
+    assert not (out / "model.pt").exists()  # a state dict cannot carry the head's D: ONNX only
+    s = json.loads((out / "retrain.json").read_text())
+    before, after = (float(np.mean(s[k]["fit"])) for k in ("test_before", "test_after"))
+    assert after > before - 25.0, (before, after)  # stated tolerance, as above

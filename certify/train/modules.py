@@ -42,10 +42,27 @@ class _Stacked(nn.Module):
         super().__init__()
         self.n_in, self.hidden, self.num_layers, self.bias = n_in, hidden, num_layers, bias
         self.head = nn.Linear(hidden, n_out) if n_out is not None else None
+        self.bypass: nn.Linear | None = None  # direct term D u of the head (LinearHead.D); see add_bypass
+
+    def add_bypass(self, D: np.ndarray | None = None) -> _Stacked:
+        """Give the head a direct path from the input, ``y = W h + b + D u`` (a linear bypass).
+
+        >>> net = ElmanNet(2, 3, n_out=1).add_bypass(np.ones((1, 2)))
+        >>> to_canonical(net).head.D.tolist()
+        [[1.0, 1.0]]
+        """
+        if self.head is None:
+            raise UnsupportedModelError("add_bypass: the module has no linear head to add a direct term to.")
+        self.bypass = nn.Linear(self.n_in, self.head.out_features, bias=False)
+        with torch.no_grad():
+            self.bypass.weight.copy_(torch.zeros_like(self.bypass.weight) if D is None else torch.as_tensor(
+                np.array(D, dtype=float), dtype=self.bypass.weight.dtype))
+        return self
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(u)
-        return self.head(out) if self.head is not None else out
+        y = self.head(out) if self.head is not None else out
+        return y + self.bypass(u) if self.bypass is not None else y
 
     def sidecar(self) -> dict[str, Any]:
         return {"architecture": self.kind, "n_in": self.n_in, "hidden": self.hidden,
@@ -267,7 +284,8 @@ def to_canonical(module: nn.Module) -> Network:
     """
     head = None
     if getattr(module, "head", None) is not None:
-        head = LinearHead(W=_np(module.head.weight), b=_np(module.head.bias))
+        D = None if getattr(module, "bypass", None) is None else _np(module.bypass.weight)
+        head = LinearHead(W=_np(module.head.weight), b=_np(module.head.bias), D=D)
     if isinstance(module, _Stacked):
         G = {"gru": 3, "lstm": 4, "rnn": 1}[module.kind]
         layers = tuple(
@@ -309,8 +327,9 @@ def from_canonical(net: Network) -> nn.Module:
     """
     kind = net.architecture
     head = net.head
-    if head is not None and head.D is not None:
-        raise UnsupportedModelError("from_canonical: a head with a direct input term D has no torch module here.")
+    if head is not None and head.D is not None and kind not in ("gru", "lstm", "elman"):
+        raise UnsupportedModelError("from_canonical: a head with a direct input term D has a torch module here "
+                                    "only for GRU, LSTM and Elman stacks.")
     n_out = None if head is None else head.n_out
     L0 = net.layers[0]
     if kind in ("gru", "lstm", "elman"):
@@ -364,6 +383,8 @@ def from_canonical(net: Network) -> nn.Module:
     if head is not None:
         _set(mod.head.weight, head.W)
         _set(mod.head.bias, head.b)
+        if head.D is not None:
+            mod.add_bypass(head.D)
     return mod
 
 

@@ -434,7 +434,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
         _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
         report = check(onnx_path, method=method, solver=args.solver)
     state_dict = None
-    if hasattr(module, "sidecar"):  # one-step affine cells have no state-dict layout: model.onnx only
+    if hasattr(module, "sidecar") and getattr(module, "bypass", None) is None:  # cells, bypass heads: ONNX only
         pt_path = os.path.join(args.output, "model.pt")
 
         def write_pt(tmp: str) -> None:

@@ -184,7 +184,7 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         rec["checker"] = report.verdict.value
         if report.exit_code is not ExitCode.CERTIFIED:
             return
-        if hasattr(m, "sidecar"):
+        if hasattr(m, "sidecar") and getattr(m, "bypass", None) is None:  # a state dict has no head D: ONNX only
             write_pt(m, os.path.join(folder, "model.pt"))
         write_atomic(os.path.join(folder, "report.json"), report.to_json())
         state[key] = {"epoch": rec["epoch"], "phase": rec["phase"], "val_fit": vf, "residual": rec["residual"],
