@@ -109,12 +109,16 @@ def test_export_onnx_refuses_cho_gru(tmp_path):
         export_onnx(GRUNet(2, 3, reset_after=False), tmp_path / "x.onnx", seq_len=5)
 
 
-def test_from_canonical_refuses_direct_term():
+def test_from_canonical_direct_term_stacks_only():
     from certify.networks import ElmanLayer, LinearHead
 
     net = Network(layers=(ElmanLayer(W=[[1.0]], U=[[0.5]], b=[0.0]),), head=LinearHead(W=[[1.0]], b=[0.0], D=[[1.0]]))
+    mod = from_canonical(net)  # an Elman (GRU, LSTM) stack keeps the bypass D u
+    assert to_canonical(mod).head.D.tolist() == [[1.0]]
+    lp = to_canonical(LPGRNNNet(1, 2, 2, n_out=1))
+    lp = Network(layers=lp.layers, head=LinearHead(W=lp.head.W, b=lp.head.b, D=[[1.0]]))
     with pytest.raises(UnsupportedModelError, match="direct"):
-        from_canonical(net)
+        from_canonical(lp)
 
 
 def test_import_certify_train_does_not_import_torch():
