@@ -198,3 +198,66 @@ def test_message_scope_depends_on_the_odd_term():
     assert "constant input checked only" in res.message and "every constant input" not in res.message
     circle = check_lmi(_scalar(0.5, -1.0, 1.0), criterion="circle")
     assert "every constant input" in circle.message
+
+
+# --- fallback chain, honest statuses, containment ------------------------------------------------
+
+def test_memory_refusal_falls_back_to_a_first_order_backend(monkeypatch):
+    """An interior-point solve that would exhaust memory is refused (never a native abort) and SCS decides."""
+    import certify.sdp.solvers as sv
+
+    monkeypatch.setattr(sv, "available_memory", lambda: 1)   # every Clarabel solve is refused
+    res = check_lmi(_scalar(0.5, -1.0, 1.0), solver="clarabel", criterion="circle")
+    tried = res.quantities["criteria_tried"]
+    assert tried[0]["solver"] == "clarabel" and tried[0]["solver_status"] == "refused" and not tried[0]["proved"]
+    assert res.proved and res.solver == "scs" and tried[-1]["solver"] == "scs"
+
+
+def test_undecided_named_criterion_falls_back_to_the_criteria_it_contains(monkeypatch):
+    real = lmi.solve_lmi
+
+    def flaky(sys, criterion, **kw):   # the LP SDP "cannot be decided" by any backend or scaling
+        att = real(sys, criterion, **kw)
+        if criterion != "lure_postnikov":
+            return att
+        return lmi.LMIAttempt(criterion, None, None, None, att.order, att.n_variables, 0.0,
+                              "lure_postnikov LMI: clarabel could not decide (numerical failure).")
+
+    monkeypatch.setattr(lmi, "solve_lmi", flaky)
+    res = check_lmi(_scalar(0.5, -1.0, 1.0), criterion="lure_postnikov")
+    assert res.proved and res.criterion == "circle" and res.quantities["criterion_proved"] == "circle"
+    assert "contains" in res.message and res.quantities["criterion_requested"] == "lure_postnikov"
+
+
+def test_scs_first_certifies_below_and_not_above_the_limit():
+    """T2 with SCS first: proved well inside, not proved (never "error") above the LP limit 0.95."""
+    f = SNOF(A=A2, B_p=0.7 * B2, C_q=C2, channels=(Channel("tanh"),))
+    res = check_lmi(f, solver="scs", criterion="lure_postnikov")
+    assert res.proved and res.validation["ok"] and res.solver in ("scs", "clarabel")
+    above = check_lmi(SNOF(A=A2, B_p=1.2 * B2, C_q=C2, channels=(Channel("tanh"),)), solver="scs",
+                      criterion="lure_postnikov")
+    assert above.status is CheckStatus.NOT_PROVED and above.solver in ("scs", "clarabel")
+    assert all(t["solver"] for t in above.quantities["criteria_tried"])
+
+
+def test_validation_margin_is_the_stated_rounding_bound_not_a_fixed_floor():
+    """A certificate with relative margin 1e-10 (far above the ~1e-13 rounding bound) is accepted, and the
+    SDP's margin and the validation speak about the same scale."""
+    from certify.criteria.validate import LMICertificate, lmi_structure, rounding_margin, validate_certificate
+
+    s = LureSystem([[0.5]], [[-1.0]], [[1.0]], [[0.0]], [1.0])
+    att = solve_lmi(s, "circle")
+    v = att.validation
+    assert v.ok and v.relative_margin == pytest.approx(att.tau, rel=1e-6, abs=1e-9)
+    assert v.margin_M == pytest.approx(rounding_margin(lmi_structure(s, "circle"), v.scale))
+    assert v.margin_M / v.scale < 1e-13
+    # shrink the margin: move T towards the boundary where max eig(M) crosses 0
+    c = att.certificate
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        cert = LMICertificate("circle", c.P, {"T": c.multipliers["T"] * (1 + 10 * mid)})
+        r = validate_certificate(s, cert)
+        lo, hi = (mid, hi) if r.relative_margin > 1e-10 else (lo, mid)
+    r = validate_certificate(s, LMICertificate("circle", c.P, {"T": c.multipliers["T"] * (1 + 10 * lo)}))
+    assert 1e-10 <= r.relative_margin < 1e-9 and r.ok

@@ -41,8 +41,9 @@ _AUTO_ORDER = ("circle", "popov", "lure_postnikov")
 _CONTAINED = {"circle": (), "popov": ("circle",), "lure_postnikov": ("circle", "popov")}
 #: vertex pre-check before the SDP only while it is cheap (vertices × n³ flops)
 _VERTEX_UPFRONT_FLOPS = 5e7
-#: an optimal relative margin below −this is "infeasible"; between it and the rounding bound the solver's
-#: accuracy cannot tell, and the fallback chain (other scalings, other backends) takes over
+#: an interior-point backend's optimal relative margin below −this is "infeasible"; between it and the
+#: rounding bound (and for a first-order backend's margins) the solver's accuracy cannot tell, and the
+#: fallback chain (other scalings, other backends) takes over
 _DECIDE_INFEASIBLE = 1e-5
 
 
@@ -231,9 +232,12 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     with ``H = [A − I, B, 0]`` and ``s`` the scale functional of
     :func:`certify.criteria.validate.scale_weights`; by the Schur complement the first constraint is
     ``M(P, t) ⪯ −τI`` (``P ⪰ 0`` is implied by the ``−P`` block).  ``cap`` is ``margin`` (default: the
-    backend's ``default_margin``; 1.0 = no cap).  Validation accepts the point when
-    ``max eig M ≤ −c·(k + N)·u·s``, i.e. when τ exceeds a rounding bound of order 1e-13: the solver is
-    asked for strictly more than validation requires, in the same units.
+    backend's ``default_margin``; 1.0 = no cap).  A first-order backend (SCS) first gets the equivalent
+    homogeneous feasibility problem instead: ``M ⪯ −I`` at free scale (relative margin ``1/s(P, t)``),
+    which it solves in tens of iterations where maximising τ takes hundreds; its retry (``retry=True``)
+    maximises τ, which decides infeasibility without an infeasibility certificate.  Validation accepts the
+    point when ``max eig M ≤ −c·(k + N)·u·s``, i.e. when the relative margin exceeds a rounding bound of
+    order 1e-13: the solver is asked for strictly more than validation requires, in the same units.
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> att = solve_lmi(s, "circle")
@@ -263,16 +267,30 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     top = Q + XP + XP.T + tau * sp.eye(N)
     S = cp.bmat([[top, PH.T], [PH, -P]])
     norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
-    cons = [S << 0, norm == 1.0]
-    if cap is not None:
-        cons.append(tau <= cap)
-    prob = cp.Problem(cp.Maximize(tau), cons)
+    if spec.interior_point or retry:
+        cons = [S << 0, norm == 1.0]
+        if cap is not None:
+            cons.append(tau <= cap)
+        prob = cp.Problem(cp.Maximize(tau), cons)
+    else:
+        # first order, first try: the homogeneous feasibility problem M ⪯ −I (τ = 1 at free scale, i.e. a
+        # relative margin 1/s(P, t)), which a first-order method solves in tens of iterations; validation
+        # needs 1/s above the rounding bound.  Its infeasibility is slow to detect, so the retry maximises τ
+        # on the bounded, always feasible normalised problem instead.
+        cons = [S << 0, tau == 1.0]
+        prob = cp.Problem(cp.Minimize(0), cons)
     n_vars = n * (n + 1) // 2 + m * len(t) + 1
     order = sum(orders)
     build = time.perf_counter() - t0
     out = _solvers.run(prob, spec, timeout=timeout, options=solver_options, retry=retry, psd_orders=orders,
                        memory_fraction=memory_fraction)
     common = dict(order=order, n_variables=n_vars, build_seconds=build, retry=retry)
+    if out.status == "infeasible":   # the backend's infeasibility certificate of M ⪯ −I (feasibility form)
+        decided = spec.accuracy == "high"   # a first-order certificate is approximate: not a decision
+        return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {spec.name} reports M ⪯ −I "
+                          f"infeasible ({out.raw_status})" + ("." if decided else "; not trusted as a decision "
+                          "(first-order accuracy): the solver could not decide."),
+                          decision="infeasible" if decided else "undecided", **common)
     if not out.has_point or P.value is None or tau.value is None:
         msg = out.message or f"{spec.name} returned {out.raw_status} without a point: the solver could not decide"
         return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {msg}.", **common)
@@ -284,7 +302,7 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     if val.ok:
         decision = "proved"
         msg = f"{criterion} LMI certificate validated (relative margin {val.relative_margin:.2e})"
-    elif out.status == "solved" and tau_v <= -_DECIDE_INFEASIBLE:
+    elif out.status == "solved" and spec.accuracy == "high" and tau_v <= -_DECIDE_INFEASIBLE:
         decision = "infeasible"
         msg = (f"{criterion} LMI infeasible: {spec.name}'s optimal relative margin is "
                f"τ* = {tau_v:.2e} < 0 in M ⪯ −τI with s(P, t) = 1")
@@ -367,12 +385,19 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
     plan: list[tuple[_solvers.SolverSpec, bool, str]] = [(first, False, "state_scale" if near else "")]
     if fallback:
         plan += [(first, False, "" if near else "state_scale"), (first, True, ""), (first, False, "lyapunov")]
-        plan += [(s, False, "") for s in _solvers.fallback_solvers(first)]
+        for other in _solvers.fallback_solvers(first):
+            plan += [(other, False, "state_scale" if near else ""), (other, False, "" if near else "state_scale")]
     out: list[LMIAttempt] = []
     pc: Preconditioner | None = None
     for spec, retry, precond in plan:
         budget = left()
         if budget is not None and budget <= 0:
+            break
+        # a high-accuracy backend that *solved* the problem with τ* < 0 in both scalings has answered: the
+        # retry options, the Lyapunov scaling and less accurate backends exist for numerical failures
+        solved_neg = [a for a in out if a.outcome is not None and a.outcome.status == "solved"
+                      and a.tau is not None and a.tau < 0 and _solvers.get_solver(a.outcome.solver).accuracy == "high"]
+        if (retry or precond == "lyapunov" or spec is not first) and len(solved_neg) >= (2 if near else 1):
             break
         target = sys
         if precond:

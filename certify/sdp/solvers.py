@@ -81,8 +81,8 @@ REGISTRY: tuple[SolverSpec, ...] = (
     SolverSpec("clarabel", "CLARABEL", True, 48, "high", 1.0, {}, "time_limit",
                {"equilibrate_enable": False}),
     SolverSpec("scs", "SCS", True, 4000, "medium", 1e-4,
-               {"eps_abs": 1e-5, "eps_rel": 1e-5, "max_iters": 100_000}, "time_limit_secs",
-               {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}, interior_point=False),
+               {"eps_abs": 1e-5, "eps_rel": 1e-5, "max_iters": 2_000}, "time_limit_secs",
+               {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 20_000}, interior_point=False),
     SolverSpec("mosek", "MOSEK", True, 2000, "high", 1.0, {}, None),
     SolverSpec("cvxopt", "CVXOPT", True, 150, "high", 1.0, {}, None),
     SolverSpec("sdpa", "SDPA", True, 300, "high", 1.0, {}, None),
@@ -239,8 +239,9 @@ def run(problem: Any, spec: SolverSpec, *, timeout: float | None = None,
     """Solve a CVXPY problem with ``spec`` and map the status; never raises for a backend failure.
 
     ``options`` (user options) override the registry's (``retry_options`` when ``retry``).  When
-    ``psd_orders`` is given and :func:`estimate_memory` exceeds ``memory_fraction`` of
-    :func:`available_memory`, the solve is refused (status ``undecided``) instead of risking an abort.
+    ``psd_orders`` is given, the backend is interior point and :func:`estimate_memory` exceeds
+    ``memory_fraction`` of :func:`available_memory`, the solve is refused (status ``undecided``) instead of
+    risking an abort.
 
     >>> import cvxpy as cp, numpy as np
     >>> X = cp.Variable((2, 2), symmetric=True)
@@ -251,7 +252,7 @@ def run(problem: Any, spec: SolverSpec, *, timeout: float | None = None,
 
     opts = dict(spec.retry_options if retry else spec.options)
     opts.update(options or {})
-    if psd_orders:
+    if psd_orders and spec.interior_point:   # dense KKT factorisation: the native-abort risk
         need, have = estimate_memory(spec, psd_orders), available_memory()
         if need > memory_fraction * have:
             return SolveOutcome(spec.name, "undecided", "refused", 0.0, 0.0, None,
