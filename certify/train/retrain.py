@@ -280,6 +280,9 @@ def run(args: argparse.Namespace) -> int:
     except MemoryError:
         print("certify retrain: error: the model or data needs more memory than is available.", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)
+    except KeyboardInterrupt:  # a second Ctrl-C: every file on disk is complete (atomic writes)
+        print("certify retrain: aborted", file=sys.stderr)
+        return 130
     except ValueError as exc:  # bad option values (device, sizes)
         print(f"certify retrain: {exc}", file=sys.stderr)
         return int(ExitCode.INVALID_INPUT)

@@ -259,7 +259,8 @@ def run_preserve(ctx: dict[str, Any]) -> int:
                 state["history"].append(rec)
                 if not proj["feasible"]:
                     state["next_epoch"] = args.epochs  # nothing to fine-tune from
-                save_checkpoint(None)
+                if proj["feasible"] or not stop():  # an interrupted projection is not a state to resume from
+                    save_checkpoint(None)
             start = state["next_epoch"]
             if start < args.epochs and not stop():  # ---- fine-tuning inside the certified set
                 if tty:
