@@ -132,6 +132,12 @@ def test_retrain_certifies_uncertified_elman(elman_plain, target, method, capsys
     assert check(str(out / "model.onnx"), method=method).verdict is Verdict.CERTIFIED
     summary = json.loads((out / "retrain.json").read_text())
     assert summary["architecture"] == "elman" and summary["method"] == method
+    if target == "lmi":  # the LMI target trains with the penalty strategy; its rounds keep per-epoch history
+        assert summary["strategy"] == "penalty" and summary["interrupted"] is False
+        assert all(len(r["history"]) == r["epochs_run"] for r in summary["rounds"])
+        assert {"loss", "val_fit", "worst_residual"} <= set(summary["rounds"][0]["history"][0])
+    else:
+        assert summary["strategy"] == "preserve" and summary["history"][0]["phase"] == "projection"
     assert _converges(load_model(str(out / "model.onnx"))) < 1e-6
     # stated tolerance: at most 10 FIT points lost on the test data (measured: lmi −23.9 → −9.0, diss → −25.4;
     # this tiny Elman fits the four-tank poorly either way — the point is that certification costs little)

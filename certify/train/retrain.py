@@ -422,7 +422,8 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
             module = module.cpu().float()
             rounds.append({"round": rnd, "penalty_weight": weight, "best_epoch": result.best_epoch,
                            "worst_residual": result.worst_residual, "epochs_run": len(result.history),
-                           "history": [dict(r.__dict__) for r in result.history]})
+                           "history": [{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                                        for k, v in r.__dict__.items()} for r in result.history]})
             if result.best_epoch is not None:
                 _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
                 exported = copy.deepcopy(module.state_dict())
