@@ -100,6 +100,7 @@ VARIANTS = [
     Variant("dynamo-rnn1-dimb-b2", "rnn", 1, "dynamo", batch=2, dyn="b"),
     Variant("dynamo-rnnrelu2-h0-b2", "rnn", 2, "dynamo", batch=2, h0=True, act="relu"),
     Variant("dynamo-gru1-h0-op20", "gru", 1, "dynamo", h0=True, opset=20),
+    Variant("dynamo-lstm2-op16-b2", "lstm", 2, "dynamo", batch=2, opset=16),  # converted down from 18
     Variant("dynamo-gru1-batchnorm-dimb-b2", "gru", 1, "dynamo", batch=2, dyn="b", bn=True),
     Variant("dynamo-lstm1-op18-external", "lstm", 1, "dynamo", opset=18, external=True),
 ]
