@@ -73,7 +73,7 @@ class Interrupt:
 def advice(arch: str, hidden: int | None, drop: float | None, certified: bool) -> str:
     """What to try next when no certified model keeps the fit (shown on stderr and in retrain.json).
 
-    >>> "--hidden" in advice("gru", 16, 30.0, True) or "bigger" in advice("gru", 16, 30.0, True)
+    >>> "--into lpgrnn --hidden 16" in advice("gru", 16, 30.0, True)
     True
     """
     tips = []
@@ -86,8 +86,9 @@ def advice(arch: str, hidden: int | None, drop: float | None, certified: bool) -
         tips.append(f"a bigger model (e.g. hidden {2 * hidden}) has more room inside the certified set; train it "
                     "with the stability penalty from the start (Bonassi, Farina & Scattolini 2021)")
     if arch in ("gru", "lstm"):
-        tips.append("for closed loops, an LP-GRNN (Hilgert & Schwung 2025) or a gR-SS-NN with a linear part "
-                    "(Schoukens 2021) can be certified by the LMI and is less constrained by the norm tests")
+        tips.append(f"or distil it into an LP-GRNN with a linear bypass (Hilgert & Schwung 2025): --into lpgrnn "
+                    f"--hidden {hidden or 8}; it is less constrained by the norm tests and the LMI of closed loops "
+                    "applies to it")
     return "; ".join(tips) + "."
 
 
@@ -318,6 +319,11 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         print(f"distance to the original model (test): RMSE {'/'.join(f'{v:.4g}' for v in d['rmse'])}, FIT vs "
               f"original {'/'.join(f'{v:.4g}' for v in d['fit_vs_original'])} %")
     sec = out["seconds"]
+    if out["distance_to_original"] is not None:
+        d = out["distance_to_original"]
+        log(f"certify retrain: test FIT {'/'.join(f'{v:.2f}' for v in ctx['before']['fit'])} → "
+            f"{'/'.join(f'{v:.2f}' for v in out['test_after']['fit'])} %; distance to the original outputs: RMSE "
+            f"{'/'.join(f'{v:.4g}' for v in d['rmse'])}, FIT {'/'.join(f'{v:.2f}' for v in d['fit_vs_original'])} %")
     if status == "certified":
         log(f"certify retrain: certified ({method}); validation FIT {teacher_val_fit:.2f} → {best['val_fit']:.2f} %"
             f" (kept: {best['phase']} {best['epoch']}), ν = {best['residual']:.4g}, {sec:.1f} s; "
