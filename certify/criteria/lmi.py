@@ -582,8 +582,9 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     q["variables"] = last.n_variables
     q["criterion_proved"] = None if proved is None else proved.criterion
     val = last.validation
+    default_name = solver or _solvers.choose_solver(sum(psd_orders(sys, last.criterion))).name
     common = dict(criterion=last.criterion,
-                  solver=last.outcome.solver if last.outcome is not None else solver,
+                  solver=last.outcome.solver if last.outcome is not None else default_name,
                   solver_status=None if last.outcome is None else last.outcome.raw_status,
                   validation={} if val is None else val.to_dict(),
                   margin=None if val is None else val.max_eig_M)
