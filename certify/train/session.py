@@ -114,9 +114,6 @@ def run_preserve(ctx: dict[str, Any]) -> int:
     to_raw = ctx["to_raw"]
     t0 = time.perf_counter()
     dev = pick_device(args.device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(1)  # small recurrent models: one thread beats two contending ones
     torch.manual_seed(args.seed)
     module.to(dev).float().eval()
     teacher = (ctx.get("teacher") or copy.deepcopy(module)).to(dev).float().eval()
@@ -141,10 +138,15 @@ def run_preserve(ctx: dict[str, Any]) -> int:
             raise InvalidInputError(f"--resume: cannot read {ckpt_path}: {exc}") from None
         from certify.errors import InvalidInputError
 
-        if ck.get("model_sha256") != info.sha256 or ck.get("target") != args.target:
-            raise InvalidInputError(f"--resume: {ckpt_path} belongs to another model or target; start without "
-                                    "--resume or use another output folder.")
-        module.load_state_dict(ck["state"])
+        if ck.get("model_sha256") != info.sha256 or ck.get("target") != args.target or \
+                ck.get("into") != getattr(args, "into", None):
+            raise InvalidInputError(f"--resume: {ckpt_path} belongs to another model, target or --into; start "
+                                    "without --resume or use another output folder.")
+        try:
+            module.load_state_dict(ck["state"])
+        except RuntimeError:
+            raise InvalidInputError(f"--resume: the weights in {ckpt_path} do not fit this model (another "
+                                    "--hidden?); start without --resume or use another output folder.") from None
         module.to(dev)
         opt_state = ck["optimizer"]
         state = json.loads(ck["session"])
@@ -217,7 +219,7 @@ def run_preserve(ctx: dict[str, Any]) -> int:
     def save_checkpoint(opt: Any) -> None:
         sess = json.loads(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "state"} if isinstance(v, dict)
                                           and "state" in v else v) for k, v in state.items()}))
-        ck = {"version": 1, "model_sha256": info.sha256, "target": args.target,
+        ck = {"version": 1, "model_sha256": info.sha256, "target": args.target, "into": getattr(args, "into", None),
               "state": {k: v.detach().cpu() for k, v in module.state_dict().items()},
               "optimizer": None if opt is None else opt.state_dict(), "session": json.dumps(sess),
               "rng": json.dumps(rng.bit_generator.state)}
@@ -241,6 +243,9 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         b = state["best"] or state["rejected"]
         return "none yet" if b is None else f"{b['val_fit']:.2f} % ({b['phase']} {b['epoch']})"
 
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # small recurrent models: one thread beats two contending ones
     try:
         with Interrupt() as stop:
             if state["projection"] is None:  # ---- projection onto the certified set
