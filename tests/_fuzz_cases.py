@@ -191,7 +191,7 @@ def _debug_area(argv: list[str]) -> str:
     """Rerun an internal error with --debug to see which package raised it."""
     from certify.cli import main
 
-    if argv and argv[0] == "check":
+    if argv and argv[0] in ("check", "inspect", "verify", "retrain", "plants"):
         argv = [*argv, "--debug"]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
