@@ -299,6 +299,7 @@ def _loop_report(
         description.setdefault("loop_file_sha256", file_sha256(loop_obj))
     if plant is not None:
         description.setdefault("plant", plant)
+        description["builtin_plant"] = plant  # what `certify verify` rebuilds the loop from
     return Report(
         model=summary, checks=tuple(checks), requested=(Property.GAS,), subject="loop", loop=description,
         counterexample=outcome.counterexample, simulation=outcome.simulation,

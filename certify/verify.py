@@ -80,8 +80,7 @@ def verify_counterexample(report: Any, model: Any, *, plant: str | None = None, 
         ``proved`` tells whether the proof holds again.
     """
     from certify.api import load_model
-    from certify.networks import InputRange, Network
-    from certify.witness.proofs import verify_witness
+    from certify.networks import Network
 
     data = read_report(report) if isinstance(report, (str, os.PathLike)) else report
     net = model if isinstance(model, Network) else load_model(model)
@@ -90,33 +89,46 @@ def verify_counterexample(report: Any, model: Any, *, plant: str | None = None, 
         from certify.api import file_sha256
 
         sha = file_sha256(model)
+    try:
+        return _verify(data, net, sha, plant, loop)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InvalidInputError(f"malformed report or counterexample proof: {type(exc).__name__}: {exc}") from None
+
+
+def _verify(data: Any, net: Any, sha: str | None, plant: str | None, loop: str | None) -> Any:
+    from certify.networks import InputRange
+    from certify.witness.proofs import verify_witness
+
     rep = _pick(data, sha)
-    claimed = (rep.get("model") or {}).get("sha256")
+    model = rep.get("model")
+    claimed = model.get("sha256") if isinstance(model, Mapping) else None
     if sha and claimed and claimed != sha:
         raise InvalidInputError(f"the report is about another model file (SHA-256 {claimed[:12]}…, this model "
                                 f"{sha[:12]}…).")
     cex = rep.get("counterexample")
-    if not isinstance(cex, Mapping) or not isinstance((cex.get("data") or {}).get("proof"), Mapping):
+    cdata = cex.get("data") if isinstance(cex, Mapping) else None
+    if not isinstance(cdata, Mapping) or not isinstance(cdata.get("proof"), Mapping):
         raise InvalidInputError("the report has no counterexample with an interval proof to re-check "
                                 f"(its verdict is {rep.get('verdict')!r}).")
-    proof = cex["data"]["proof"]
-    try:
-        if rep.get("subject") == "loop":
-            from certify.loop.assemble import assemble
-            from certify.loop.check import resolve_loop
-            from certify.witness.systems import SNOFSystem
+    proof = cdata["proof"]
+    if rep.get("subject") == "loop":
+        from certify.loop.assemble import assemble
+        from certify.loop.check import resolve_loop
+        from certify.witness.systems import SNOFSystem
 
-            described = rep.get("loop") or {}
-            if plant is None and loop is None:
-                loop = described.get("loop_file")
-                plant = None if loop else described.get("plant")
-            spec = resolve_loop(plant, loop)
-            return verify_witness(SNOFSystem(assemble(net, spec).form), proof)
-        ir = (rep.get("assumptions") or {}).get("input_range")
-        box = None if not isinstance(ir, Mapping) else InputRange(low=ir["low"], high=ir["high"])
-        return verify_witness(net, proof, input_range=box)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"malformed counterexample proof in the report: {exc}") from None
+        described = rep.get("loop") if isinstance(rep.get("loop"), Mapping) else {}
+        if plant is None and loop is None:
+            loop = described.get("loop_file") if isinstance(described.get("loop_file"), str) else None
+            named = described.get("builtin_plant")
+            plant = None if loop else (named if isinstance(named, str) else None)
+        if plant is None and loop is None:
+            raise InvalidInputError("the loop report names no loop file or built-in plant: pass --plant or --loop.")
+        spec = resolve_loop(plant, loop)
+        return verify_witness(SNOFSystem(assemble(net, spec).form), proof)
+    assumptions = rep.get("assumptions") if isinstance(rep.get("assumptions"), Mapping) else {}
+    ir = assumptions.get("input_range")
+    box = None if not isinstance(ir, Mapping) else InputRange(low=ir["low"], high=ir["high"])
+    return verify_witness(net, proof, input_range=box)
 
 
 def render(proof: Any) -> str:
