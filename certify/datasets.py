@@ -82,7 +82,7 @@ def boiler_pressure_dataset(T: int = 3000, seed: int = 0, Ts: float = 10.0) -> D
 
 
 def quadruple_tank_dataset(T: int = 4000, seed: int = 0, Ts: float = 15.0) -> Dataset:
-    """Quadruple-tank identification data (seed 003 §V): inputs (qa, qb) in m³/h, outputs (h1, h2) in m.
+    """Quadruple-tank identification data (Bonassi, Farina & Scattolini (2021) §V): inputs (qa, qb) in m³/h, outputs (h1, h2) in m.
 
     Parameters
     ----------

@@ -14,7 +14,7 @@ from typing import Any
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of the ``certify`` command (one meaning each; see DESIGN.md).
+    """Exit codes of the ``certify`` command (one meaning each; see the README's exit-code table).
 
     >>> int(ExitCode.CERTIFIED), int(ExitCode.UNSTABLE)
     (0, 4)

@@ -3,7 +3,7 @@
 Entry point: :func:`check_diss`.  Every layer of the stack gets one check per property
 (scope ``"layer{i}"``) and the network one model-level check per property (scope ``"model"``,
 names ``"diss.iss"`` / ``"diss.delta_iss"``) that is proved iff every layer's check is proved: a
-cascade of δISS (ISS) systems is δISS (ISS) (stability_conditions.md §1.2, §7).
+cascade of δISS (ISS) systems is δISS (ISS) (docs/theory.md §8).
 
 Input bounds (notes §1.1): layer 0 uses the declared input range (``input_range`` argument, else
 ``net.info.input_range``, else ``[−1, 1]`` *assumed* and recorded in ``quantities["assumptions"]``),
@@ -11,7 +11,7 @@ through its per-input absolute bound ``ū`` (``W·diag(ū)`` inside the norms); 
 bound on layer ``i−1``'s output proved by that layer's check (GRU/LSTM/tanh-Elman: 1; LP-GRNN and
 relu Elman: an invariant-box bound; SS-NN / affine cells: none, so gated layers above them are not
 proved).  Certificates of gated layers hold on the invariant sets reported in ``quantities``
-(``[−1, 1]ⁿ`` for GRU states, which every trajectory enters in finite time, seed 003 Lemma 2).
+(``[−1, 1]ⁿ`` for GRU states, which every trajectory enters in finite time, Bonassi, Farina & Scattolini (2021) Lemma 2).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def elman_checks(layer: ElmanLayer, ctx: LayerContext) -> LayerOutcome:
 
 
 def lpgrnn_checks(layer: LPGRNNLayer, ctx: LayerContext) -> LayerOutcome:
-    """δISS / ISS of the LP-GRNN (lure notes §5.2) via its SNOF (channels ``[r (σ); ĥ (tanh)]``).
+    """δISS / ISS of the LP-GRNN (docs/theory.md) via its SNOF (channels ``[r (σ); ĥ (tanh)]``).
 
     The module docstring's comparison matrix becomes ``G = |Z + ½(I−Z)U_h| + |I−Z| (½|U_h| + ¼|V_h||U_r|)``
     (``Z = diag(z)``, any sign of z), never larger than the crude ``|Z| + |I−Z| (|U_h| + ¼|V_h||U_r|)``
@@ -208,7 +208,7 @@ def _na(ctx: LayerContext, family: str, reason: str) -> LayerOutcome:
 
 
 def ssnn_checks(layer: StateSpaceLayer, ctx: LayerContext) -> LayerOutcome:
-    """δISS / ISS of an SS-NN / gR-SS-NN (seed 004 eqs. (4)–(5)): ``x⁺ = A x + W_x φ(W_fx x + …) + …``.
+    """δISS / ISS of an SS-NN / gR-SS-NN (Schoukens (2021) eqs. (4)–(5)): ``x⁺ = A x + W_x φ(W_fx x + …) + …``.
 
     Comparison matrix ``G = |A + (L/2) W_x W_fx| + (L/2)|W_x||W_fx|`` and the 2-norm bound
     ``‖A + (L/2) W_x W_fx‖₂ + (L/2)‖W_x‖₂‖W_fx‖₂`` (module docstring, ``D_qp = 0``).  The output

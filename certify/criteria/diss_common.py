@@ -1,6 +1,6 @@
 """Shared pieces of the closed-form δISS / ISS checks: layer context, norms, result builders.
 
-Conventions (stability_conditions.md §0): a residual ``ν`` certifies its property when ``ν < 0``;
+Conventions (docs/theory.md §8): a residual ``ν`` certifies its property when ``ν < 0``;
 the checks demand ``ν < −tol`` with an explicit ``tol`` that dominates the floating-point error of
 the norms (row sums are exact to ~n·eps relative, singular values to ~n·eps·‖A‖).
 """

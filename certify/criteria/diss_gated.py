@@ -1,6 +1,6 @@
 """Closed-form ISS / δISS residuals of gated layers: GRU (both reset conventions) and LSTM.
 
-Formulas: stability_conditions.md §2 (GRU, Bonassi et al. SCL 2021 Thm. 1 (14) and Thm. 2 (24);
+Formulas: docs/theory.md §8 (GRU, Bonassi et al. SCL 2021 Thm. 1 (14) and Thm. 2 (24);
 adapted PyTorch / ONNX ``linear_before_reset=1`` bound §2.3) and §3 (LSTM, Terzi et al. / Bonassi et
 al. deep LSTM, Prop. 1 (5a–5d), Thm. 1 (8)).  Inputs enter through ``W·diag(ū)`` (notes §1.1) with the
 layer's actual input bound ``ū``; the state bound is 1 (GRU invariant set ``[−1, 1]ⁿ``; LSTM hidden

@@ -317,7 +317,7 @@ def assemble_sequence(graph: Any, values: dict[str, Any], ctx: Context) -> tuple
 
 
 def assemble_cell(graph: Any, values: dict[str, Any], ctx: Context) -> tuple[Network, dict[str, Any]]:
-    """Compile the one-step graph into an :class:`AffineCell` (lure_lmi_and_snof.md, SNOF form)."""
+    """Compile the one-step graph into an :class:`AffineCell` (docs/theory.md, SNOF form)."""
     names = [o.name for o in graph.output]
     if all(n in names for n in CELL_OUTPUTS):
         xn, y = (_output(values, n) for n in CELL_OUTPUTS)

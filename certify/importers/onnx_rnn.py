@@ -5,7 +5,7 @@ Fused nodes (ONNX operator spec; gate orders W/R/B: GRU ``[z|r|h]``, LSTM ``[i|o
 the network input) and the node's ``X`` is folded exactly into the input weights and input biases
 (``W ← W M``, ``Wb ← Wb + W c``), which is exact because ``X`` enters every gate only through
 ``W X + Wb``.  ``linear_before_reset=1`` maps to ``reset_after=True`` with ``b_hn = Rb_h`` kept apart
-(stability_conditions.md §2.4).
+(docs/theory.md §8).
 
 Unrolled chains: the dynamo exporter writes ``nn.RNN`` as one ``MatMul/Add/Tanh`` block per time step.
 :func:`recover_chain` checks that the steps concatenated along time share the same weights (to 1e-12

@@ -11,7 +11,7 @@ def check_closed_loop(*args: Any, **kwargs: Any) -> Any:
     """Certify global asymptotic stability of the closed loop around a network.
 
     A lazy wrapper (it needs cvxpy) of :func:`certify.loop.check.check_closed_loop`; the loop is
-    assembled into one SNOF and checked with the Luré–Postnikov LMI (lure notes §6).  Every
+    assembled into one SNOF and checked with the Luré–Postnikov LMI (docs/theory.md).  Every
     parameter after ``net`` is keyword-only.
 
     Parameters

@@ -1,11 +1,11 @@
-"""Plant ⋆ scaling ⋆ network ⋆ saturated PI → one closed-loop SNOF (seed 002 eq. 20; lure notes §4, §6).
+"""Plant ⋆ scaling ⋆ network ⋆ saturated PI → one closed-loop SNOF (Hilgert & Schwung (2025) eq. 20; docs/theory.md).
 
 Blocks, in this order, joined by :func:`certify.snof.interconnect` (``u_all = L y_all + o``):
 
 * plant, absolute units: ``x⁺ = A x + B u + (x° − A x° − B u°)``, ``y = C x + D u + (y° − C x° − D u°)``;
 * network: :func:`certify.snof.from_network` (input and output in network units);
 * PI, velocity form: state ``[u(k−1), e(k−1)]``, ``q = u(k−1) − K_p e(k−1) + (K_p + K_i T_s) e``,
-  ``p = sat(q)``, outputs ``[u(k), u(k−1)]`` (lure notes §6.2); positional form: state ``[ξ, u(k−1)]``,
+  ``p = sat(q)``, outputs ``[u(k), u(k−1)]`` (docs/theory.md); positional form: state ``[ξ, u(k−1)]``,
   ``q = u_bias + K_p e + K_i ξ``, ``ξ⁺ = ξ + T_s e`` (the second state only delays u for the network).
 
 Scaling enters as gains in ``L`` and offsets in ``o`` (notes §6.3): offsets only move the equilibrium.

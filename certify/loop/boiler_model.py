@@ -1,4 +1,4 @@
-"""Nonlinear boiler–turbine model (Bell & Åström 1987; Tan et al. 2005), research note plants.md §1.
+"""Nonlinear boiler–turbine model (Bell & Åström 1987; Tan et al. 2005), docs/loops.md.
 
 Used to simulate training data for the bundled soft sensors and to build the built-in ``boiler``
 plant by analytic linearisation.  States ``x = (p, E, ρf)`` (drum pressure kg/cm², electric output MW,
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Operating point #4 of Tan et al. 2005 (plants.md §1.3): p, E, ρf and u.
+#: Operating point #4 of Tan et al. 2005: p, E, ρf and u.
 X_OP4 = np.array([108.0, 66.65, 428.0])
 U_OP4 = np.array([0.34, 0.69, 0.433])
 U_MIN = np.zeros(3)
 U_MAX = np.ones(3)
-#: Rate limits per second (plants.md §1.2): (lower, upper) for u1, u2, u3.
+#: Rate limits per second (Tan et al. 2005): (lower, upper) for u1, u2, u3.
 RATE_LIMITS = np.array([[-0.007, 0.007], [-2.0, 0.02], [-0.05, 0.05]])
 
 
 def boiler_f(x: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Time derivative of the state (plants.md §1.1)."""
+    """Time derivative of the state (Tan et al. 2005)."""
     p, E = x[..., 0], x[..., 1]
     u1, u2, u3 = u[..., 0], u[..., 1], u[..., 2]
     p98 = np.power(np.maximum(p, 0.0), 9.0 / 8.0)
@@ -30,7 +30,7 @@ def boiler_f(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def boiler_y(x: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Outputs (p, E, L) with L the drum water-level deviation in metres (plants.md §1.1)."""
+    """Outputs (p, E, L) with L the drum water-level deviation in metres (Tan et al. 2005)."""
     p, E, rho = x[..., 0], x[..., 1], x[..., 2]
     u1, u2, u3 = u[..., 0], u[..., 1], u[..., 2]
     a_cs = (1.0 - 0.001538 * rho) * (0.8 * p - 25.6) / (rho * (1.0394 - 0.0012304 * p))
@@ -40,7 +40,7 @@ def boiler_y(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def boiler_jacobian(x_op: np.ndarray, u_op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Analytic continuous-time (A, B) at an operating point (plants.md §1.4 closed forms)."""
+    """Analytic continuous-time (A, B) at an operating point (Tan et al. 2005)."""
     p, u2 = float(x_op[0]), float(u_op[1])
     p18 = p ** (1.0 / 8.0)
     p98 = p ** (9.0 / 8.0)

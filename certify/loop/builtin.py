@@ -1,15 +1,15 @@
 """Built-in plants (registered on import): ``boiler`` and ``quadruple_tank``.
 
 boiler
-    Bell & Åström / Tan et al. 2005 boiler–turbine linearised at operating point #4 (plants.md §1.4),
+    Bell & Åström (1987) / Tan et al. (2005) boiler–turbine linearised at operating point #4,
     reduced to its (p, E) subsystem and sampled by exact ZOH at Ts = 10 s (a project choice).  The fluid
     density ρf (and with it the drum level) is a pure integrator that neither p nor E sees: with a
     saturated actuator the "saturation slope 0" member of the sector class leaves it open, so no loop that
-    includes it can be certified globally (plants.md §1.4).  The (p, E) subsystem is self-contained and
+    includes it can be certified globally (docs/theory.md §9).  The (p, E) subsystem is self-contained and
     asymptotically stable; inputs u1 (fuel), u2 (steam valve), u3 (feed-water) in [0, 1].
 quadruple_tank
     HD-MPC four-tank benchmark (Alvarado et al. 2011) linearised at its exact equilibrium for
-    q° = (1.63, 2.00) m³/h, ZOH at Ts = 15 s (plants.md §3.1); inputs qa, qb in m³/s, outputs h1, h2 in m.
+    q° = (1.63, 2.00) m³/h, ZOH at Ts = 15 s (Alvarado et al. 2011); inputs qa, qb in m³/s, outputs h1, h2 in m.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ def boiler_plant(Ts: float | None = None) -> Plant:
         output_names=("p", "E"),
         state_names=("p", "E"),
         x_op=X_OP4[:2], u_op=U_OP4, y_op=X_OP4[:2], u_min=U_MIN, u_max=U_MAX,
-        source="builtin: plants.md §1.4",
+        source="builtin: Tan et al. 2005",
     )
 
 
-# HD-MPC four-tank (plants.md §3.1), SI units.
+# HD-MPC four-tank (Alvarado et al. 2011), SI units.
 _A_AREAS = np.array([1.31e-4, 1.51e-4, 9.27e-5, 8.82e-5])
 _S, _GA, _GB, _G = 0.06, 0.3, 0.4, 9.81
 QUAD_Q_OP = np.array([1.63, 2.00]) / 3600.0
@@ -52,7 +52,7 @@ QUAD_Q_MAX = np.array([3.26, 4.00]) / 3600.0
 
 
 def quadruple_tank_equilibrium(q: np.ndarray = QUAD_Q_OP) -> np.ndarray:
-    """Exact equilibrium levels for constant flows ``q = (qa, qb)`` in m³/s (plants.md §3.1)."""
+    """Exact equilibrium levels for constant flows ``q = (qa, qb)`` in m³/s (Alvarado et al. 2011)."""
     qa, qb = q
     a1, a2, a3, a4 = _A_AREAS
     h3 = ((1 - _GB) * qb / a3) ** 2 / (2 * _G)
@@ -97,7 +97,7 @@ def quadruple_tank_plant(Ts: float = 15.0) -> Plant:
         description="HD-MPC four-tank (Alvarado et al. 2011) at its exact equilibrium, ZOH Ts = 15 s",
         input_names=("qa", "qb"), output_names=("h1", "h2"), state_names=("h1", "h2", "h3", "h4"),
         x_op=h, u_op=QUAD_Q_OP, y_op=h[:2], u_min=np.zeros(2), u_max=QUAD_Q_MAX,
-        source="builtin: plants.md §3.1",
+        source="builtin: Alvarado et al. 2011",
     )
 
 

@@ -1,6 +1,6 @@
 """Certify a closed loop: assemble, diagnose structural obstructions, run the LMI, cross-check by simulation.
 
-The structural diagnosis (lure notes §6.2, §6.4) looks at two members of the sector class that any global
+The structural diagnosis (docs/theory.md) looks at two members of the sector class that any global
 certificate must also cover, and explains the obstruction in words instead of a bare "infeasible":
 
 * every network channel at slope 0 ("dead network") with the saturation at slope 1: the estimate no

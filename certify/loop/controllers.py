@@ -1,4 +1,4 @@
-"""Saturated discrete PI controllers (lure notes §6.1–§6.2).
+"""Saturated discrete PI controllers (docs/theory.md).
 
 Two forms, both with the saturation ``sat(v) = min(max(v, u_min), u_max)`` as a slope-[0, 1] channel:
 
@@ -12,7 +12,7 @@ positional, state ``[ξ, u(k−1)]`` (ξ the integral of e; u(k−1) only delays
 
 The positional form keeps an open integrator when the saturation is flat (slope 0 is in the class),
 so no global sector/slope certificate can exist for it (notes §6.2); the velocity form avoids that.
-Gains are those of ``C(s) = K_p + K_i/s`` discretised exactly by ZOH (``K_i T_s/(z − 1)``, plants.md §2).
+Gains are those of ``C(s) = K_p + K_i/s`` discretised exactly by ZOH (``K_i T_s/(z − 1)``, docs/theory.md §6).
 """
 
 from __future__ import annotations

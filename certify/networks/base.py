@@ -79,7 +79,7 @@ def check_activation(owner: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class MinMaxScaling:
-    """Affine map between raw (plant) units and network units, per signal (seed 002 eq. 22).
+    """Affine map between raw (plant) units and network units, per signal (Hilgert & Schwung (2025) eq. 22).
 
     ``net = net_low + (raw - raw_low) * (net_high - net_low) / (raw_high - raw_low)``.
 
@@ -274,7 +274,7 @@ class LinearHead:
     """Linear read-out ``y = W h + b + D u`` (``D`` is an optional direct path from the network input).
 
     ``h`` is the output of the top layer at the same step; ``u`` the network input (a linear bypass,
-    as in seed 004's explicit linear term, which matters for closed loops, see lure notes §6.4).
+    as in Schoukens (2021)'s explicit linear term, which matters for closed loops, see docs/theory.md).
 
     Parameters
     ----------

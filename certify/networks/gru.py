@@ -1,4 +1,4 @@
-"""GRU layer with an explicit reset convention (research note stability_conditions.md §2).
+"""GRU layer with an explicit reset convention (docs/theory.md §8).
 
 Equations (u: layer input, h: state; gate names follow PyTorch)::
 

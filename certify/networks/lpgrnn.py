@@ -1,4 +1,4 @@
-"""LP-GRNN layer (Luré–Postnikov gated RNN), as reconstructed in lure_lmi_and_snof.md §5.2.
+"""LP-GRNN layer (Luré–Postnikov gated RNN), as reconstructed in docs/theory.md
 
 The paper's equations (Hilgert & Schwung 2025, eq. 12) could not be read; this is the documented
 reconstruction certify implements: an *affine* update with a fixed update vector and a reset-type

@@ -1,4 +1,4 @@
-"""LSTM layer without peepholes or projection (research note stability_conditions.md §3).
+"""LSTM layer without peepholes or projection (docs/theory.md §8).
 
 Equations (gate names follow PyTorch; the state vector of the layer is ``[h; c]``)::
 

@@ -1,4 +1,4 @@
-"""State-space neural networks: SS-NN and the generalised residual gR-SS-NN (seed 004, eqs. (4)–(5)).
+"""State-space neural networks: SS-NN and the generalised residual gR-SS-NN (Schoukens (2021), eqs. (4)–(5)).
 
 ::
 

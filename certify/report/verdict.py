@@ -1,4 +1,4 @@
-"""The verdict rule: from check results and requested properties to one verdict (DESIGN.md, exit codes).
+"""The verdict rule: from check results and requested properties to one verdict (the README's exit-code table).
 
 Only checks with ``scope == "model"`` decide; per-part checks (``"layer0"``, ...) only explain.
 
@@ -7,7 +7,7 @@ Only checks with ``scope == "model"`` decide; per-part checks (``"layer0"``, ...
   a non-contracting pair found while GAS was requested is reported as a reason, not as ``unstable``.
 * ``certified``: every requested property has a model-scope ``proved`` check, where, for a network on
   its own (``subject == "model"``), a proved δISS also proves GAS: a contraction has a unique globally
-  attracting equilibrium for each constant input in the input set (stability_conditions.md, δISS ⇒
+  attracting equilibrium for each constant input in the input set (docs/theory.md §8, δISS ⇒
   incremental contraction).  For a closed loop (``subject == "loop"``) only the loop's own GAS counts.
 * ``not_certified`` otherwise, with the reasons collected from the checks.
 """
