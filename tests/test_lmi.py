@@ -261,3 +261,18 @@ def test_validation_margin_is_the_stated_rounding_bound_not_a_fixed_floor():
         lo, hi = (mid, hi) if r.relative_margin > 1e-10 else (lo, mid)
     r = validate_certificate(s, LMICertificate("circle", c.P, {"T": c.multipliers["T"] * (1 + 10 * lo)}))
     assert 1e-10 <= r.relative_margin < 1e-9 and r.ok
+
+
+@pytest.mark.parametrize("criterion", ["circle", "lure_postnikov"])
+@pytest.mark.parametrize("solver", ["clarabel", "scs"])
+def test_congruence_and_schur_forms_agree(criterion, solver):
+    """The smaller congruence PSD block (chosen for sparse [A − I, B], e.g. LP-GRNNs) and the Schur form
+    certify the same LP-GRNN-like system, and the default picks the congruence form for it."""
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0.2, 0.8, 4)
+    sys = LureSystem(np.diag(z), np.hstack([np.zeros((4, 4)), np.diag(1 - z)]), 0.3 * rng.normal(size=(8, 4)),
+                     np.vstack([np.zeros((4, 8)), np.hstack([0.3 * rng.normal(size=(4, 4)), np.zeros((4, 4))])]),
+                     np.ones(8))
+    assert lmi.psd_form(sys, criterion) == "congruence"
+    a, b = (solve_lmi(sys, criterion, solver=solver, form=f) for f in ("congruence", "schur"))
+    assert a.proved and b.proved and a.order == sys.n + (8 if criterion == "circle" else 16) == b.order - sys.n

@@ -209,21 +209,44 @@ class LMIAttempt:
                 "relative_margin": None if self.validation is None else self.validation.relative_margin}
 
 
-def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
-    """PSD cone orders of :func:`solve_lmi`'s SDP: the Schur block ``N + n`` (``N = n + m`` for circle,
-    ``n + 2m`` otherwise).
+def psd_form(sys: LureSystem, criterion: str) -> str:
+    """``"congruence"`` (``M ⪯ −τI`` directly, PSD order ``N``) when ``H = [A − I, B]`` is so sparse that
+    ``H'PH`` puts no more non-zeros into the cone data (``nnz(H)²``) than the Schur form's extra blocks
+    ``PH``, ``H'P`` and ``−P`` (``2n·nnz(H) + n²``): LP-GRNNs, whose ``A`` is diagonal; else ``"schur"``
+    (order ``N + n``, P enters linearly; lmi_engineering.md (b)).
+    The smaller PSD block makes each first-order iteration cheaper (eigendecompositions cost ``O(k³)``).
 
-    >>> psd_orders(LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0]), "popov")
-    (4,)
+    >>> psd_form(LureSystem(A=[[0.5, 0.1], [0.2, 0.5]], B=[[1.0], [1.0]], C=[[1.0, 0.0]], D=[[0.0]], K=[1.0]),
+    ...          "popov")
+    'schur'
+    >>> z = np.diag([0.3, 0.5, 0.7, 0.4])        # LP-GRNN-like: A = diag(z), B = [0, I − Z]
+    >>> psd_form(LureSystem(A=z, B=np.hstack([np.zeros((4, 4)), np.eye(4) - z]), C=np.ones((8, 4)),
+    ...                     D=np.zeros((8, 8)), K=np.ones(8)), "lure_postnikov")
+    'congruence'
+    """
+    nnz_h = int(np.count_nonzero(sys.A - np.eye(sys.n)) + np.count_nonzero(sys.B))
+    n = sys.n
+    return "congruence" if nnz_h * nnz_h <= 2 * n * nnz_h + n * n else "schur"
+
+
+def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
+    """PSD cone orders of :func:`solve_lmi`'s SDP: ``N`` in the congruence form, ``N + n`` in the Schur form
+    (``N = n + m`` for circle, ``n + 2m`` otherwise; see :func:`psd_form`).
+
+    >>> psd_orders(LureSystem(A=[[0.5, 0.1], [0.2, 0.5]], B=[[1.0], [1.0]], C=[[1.0, 0.0]], D=[[0.0]],
+    ...                       K=[1.0]), "popov")
+    (6,)
     """
     N = sys.n + (sys.m if criterion == "circle" else 2 * sys.m)
-    return (N + sys.n,)
+    return (N,) if psd_form(sys, criterion) == "congruence" else (N + sys.n,)
 
 
 def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, margin: float | None = None,
               timeout: float | None = None, solver_options: Mapping[str, Any] | None = None,
-              retry: bool = False, memory_fraction: float = 0.5) -> LMIAttempt:
+              retry: bool = False, memory_fraction: float = 0.5, form: str | None = None) -> LMIAttempt:
     """Build and solve one criterion's SDP, then validate the returned certificate in float64.
+
+    ``form``: ``"schur"`` or ``"congruence"`` (default: :func:`psd_form`).
 
     The SDP (variables ``P = P'``, ``t_j ≥ 0``, ``τ``)::
 
@@ -250,7 +273,8 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     t0 = time.perf_counter()
     st = lmi_structure(sys, criterion)
     n, m, N = sys.n, sys.m, st.N
-    orders = psd_orders(sys, criterion)
+    form = form or psd_form(sys, criterion)
+    orders = (N,) if form == "congruence" else (N + n,)
     spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
     cap = spec.default_margin if margin is None else float(margin)
     a, b = scale_weights(st)
@@ -262,10 +286,16 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
         X = sp.csr_matrix(L.T) @ cp.multiply(cp.reshape(t[name], (m, 1), order="F"), R)
         Q = Q + X + X.T
     Ex = sp.csr_matrix(st.Ex)
-    PH = P @ st.H
-    XP = Ex.T @ PH
-    top = Q + XP + XP.T + tau * sp.eye(N)
-    S = cp.bmat([[top, PH.T], [PH, -P]])
+    if form == "congruence":
+        Hs = sp.csr_matrix(st.H)
+        PH = P @ Hs
+        XP = Ex.T @ PH
+        S = Q + Hs.T @ PH + XP + XP.T + tau * sp.eye(N)   # = M(P, t) + τI, symmetric by construction
+    else:
+        PH = P @ st.H
+        XP = Ex.T @ PH
+        top = Q + XP + XP.T + tau * sp.eye(N)
+        S = cp.bmat([[top, PH.T], [PH, -P]])
     norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
     if spec.interior_point or retry:
         cons = [S << 0, norm == 1.0]
