@@ -12,9 +12,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from certify.batch.runner import ENGINES
 from certify.errors import CertifyError
+from certify.outputs import FORMATS
 from certify.results import ExitCode, Verdict
 
 # Small dense linear algebra dominates certify's work; multi-threaded BLAS makes it far slower on a
@@ -39,6 +41,15 @@ EXIT_CODES_HELP = """exit codes:
 with several models, the exit code is that of the worst verdict (internal_error > invalid_input >
 unstable > not_certified > certified)."""
 
+CHECK_EPILOG = """settings: command line > [tool.certify] in the nearest pyproject.toml (from the current folder up;
+--isolated ignores it) > built-in defaults.  Keys: plant, loop, method, solver, timeout, input-range,
+max-plant-states, jobs, engine, address, fail-fast, cache, format, output-dir, color.
+
+examples:
+  certify check models/ --jobs 4 --cache .certify-cache -o certify-junit.xml -o certify.sarif
+  certify check 'ckpt/**/*.onnx' --fail-fast --format github
+  certify check models.toml --output-dir reports/"""
+
 
 def parse_input_range(text: str) -> tuple[list[float], list[float]]:
     """Parse ``LOW:HIGH`` (one bound for every input) or ``L1,L2,..:H1,H2,..``.
@@ -48,18 +59,12 @@ def parse_input_range(text: str) -> tuple[list[float], list[float]]:
     >>> parse_input_range("0,-1:1,1")
     ([0.0, -1.0], [1.0, 1.0])
     """
+    from certify.batch.inputs import parse_range
+
     try:
-        lo_txt, hi_txt = text.split(":")
-        low = [float(v) for v in lo_txt.split(",")]
-        high = [float(v) for v in hi_txt.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid input range {text!r}: expected LOW:HIGH or L1,L2,..:H1,H2,.. (write --input-range=-1:1 "
-            "when LOW is negative)"
-        ) from None
-    if len(low) != len(high) or any(h < l for l, h in zip(low, high)):
-        raise argparse.ArgumentTypeError(f"invalid input range {text!r}: need as many LOWs as HIGHs and LOW <= HIGH")
-    return low, high
+        return parse_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> float:
@@ -67,7 +72,7 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
@@ -82,41 +87,127 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _suggestion(word: str, options: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options``, or ``""``.
+
+    >>> _suggestion("boilr", ["boiler", "quadruple_tank"])
+    " (did you mean 'boiler'?)"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose "invalid choice" errors suggest the closest choice."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            message += _suggestion(m.group(1), choices)
+        super().error(message)
+
+
+#: Options whose value may start with "-" (a negative number): ``--input-range -1:1``.
+_NEGATIVE_OK = ("--input-range",)
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Join ``--input-range -1:1`` into ``--input-range=-1:1`` so that argparse accepts a negative LOW.
+
+    >>> normalize_argv(["check", "m.onnx", "--input-range", "-1:1"])
+    ['check', 'm.onnx', '--input-range=-1:1']
+    >>> normalize_argv(["check", "--input-range", "--quiet"])
+    ['check', '--input-range', '--quiet']
+    """
+    import re
+
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        if arg == "--":
+            out += items[i:]
+            break
+        if arg in _NEGATIVE_OK and i + 1 < len(items) and re.match(r"^-\.?\d", items[i + 1]):
+            out.append(f"{arg}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation tools and tests)."""
     from certify import __version__
 
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="certify", formatter_class=fmt, epilog=EXIT_CODES_HELP,
         description="Certify the stability of trained recurrent neural networks and of the control loops "
         "they sit in.",
     )
     parser.add_argument("--version", action="version", version=f"certify {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    c = sub.add_parser("check", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+    c = sub.add_parser("check", formatter_class=fmt, epilog=CHECK_EPILOG + "\n\n" + EXIT_CODES_HELP,
                        help="prove (or refute) stability of one or more models",
-                       description="Check each MODEL (ONNX or PyTorch state dict); one report per model.\nWith "
-                       "several models, --format json prints a JSON array of reports.")
-    c.add_argument("models", nargs="+", metavar="MODEL", help="model file(s)")
+                       description="Check each MODEL (ONNX or PyTorch state dict); one report per model.\nA MODEL "
+                       "may be a file, a folder (searched recursively for *.onnx, *.pt, *.pth), a glob\n"
+                       "('ckpt/**/*.onnx', quoted) or a manifest (.toml or .csv: per-model plant, loop, method, "
+                       "input range).\nWith several models, --format json prints a JSON array of reports.")
+    c.add_argument("models", nargs="+", metavar="MODEL", help="model files, folders, globs or manifests")
     where = c.add_mutually_exclusive_group()
     where.add_argument("--plant", metavar="NAME", help="close the loop around a built-in plant (see `certify plants`)")
     where.add_argument("--loop", metavar="FILE", help="close the loop as described by a loop file (TOML)")
-    c.add_argument("--method", choices=("auto", "diss", "lmi", "all"), default="auto",
+    c.add_argument("--method", choices=("auto", "diss", "lmi", "all"), default=None,
                    help="diss: closed-form δISS tests; lmi: SNOF + Lur'e LMI (affine cells only); auto: the cheap "
                    "test first, then the LMI where it applies; all: every applicable criterion (default: auto)")
-    c.add_argument("--solver", metavar="NAME", help="conic solver for the LMI (default: best available)")
-    c.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
-                   help="machine output format (default: text)")
-    c.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout")
+    c.add_argument("--solver", metavar="NAME", help="conic solver for the LMI (default: best available; a name "
+                   "that is unknown or not installed is invalid input, exit 3)")
+    c.add_argument("--format", choices=FORMATS, default=None,
+                   help="output format (default: from the -o file's extension, else text): " + ", ".join(FORMATS))
+    c.add_argument("-o", "--output", metavar="FILE", action="append",
+                   help="write the output to FILE instead of stdout; repeat it for several formats, each taken "
+                   "from the extension (.json .md .html .xml=junit .sarif .txt)")
+    c.add_argument("--output-dir", metavar="DIR", help="also write every file format into DIR: certify.json, "
+                   "certify.md, certify.html, certify-junit.xml, certify.sarif, gl-code-quality-report.json")
     c.add_argument("--input-range", type=parse_input_range, metavar="LOW:HIGH",
                    help="network-input box, LOW:HIGH for all inputs or L1,L2,..:H1,H2,.. per input "
-                   "(overrides model metadata; use --input-range=-1:1 for a negative LOW)")
-    c.add_argument("--timeout", type=_positive, metavar="S", help="time limit for the whole check (import, LMI, counterexample search), seconds; reaching it gives not_certified")
+                   "(overrides model metadata; negative bounds work: --input-range -1:1)")
+    c.add_argument("--timeout", type=_positive, metavar="S",
+                   help="time limit for each model's check (import, LMI, counterexample search), seconds; "
+                   "reaching it gives not_certified")
     c.add_argument("--max-plant-states", type=_positive_int, metavar="N",
                    help="largest plant (number of states) a loop or plant file may declare (default: 500)")
-    c.add_argument("--quiet", action="store_true", help="no human summary or progress on stderr")
+    c.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
+                   help="check N models at a time, each in its own worker process (default: all cores; 1: one "
+                   "after the other in this process)")
+    c.add_argument("--engine", choices=ENGINES, default=None,
+                   help="where the checks run: local worker processes (default), or a Ray or Dask cluster "
+                   "(pip install 'certify[ray]' / 'certify[dask]')")
+    c.add_argument("--address", metavar="ADDR", help="address of an existing Ray / Dask cluster (default: start a "
+                   "local one)")
+    c.add_argument("--fail-fast", action="store_true", default=None,
+                   help="stop after the first model that is not certified")
+    c.add_argument("--cache", metavar="DIR", help="reuse reports of unchanged models from DIR (keyed by the "
+                   "SHA-256 of the model's bytes, the settings and the certify version); default: no cache")
+    c.add_argument("--no-cache", action="store_true", help="ignore a cache set in pyproject.toml")
+    c.add_argument("-q", "--quiet", action="store_true", default=None,
+                   help="no text report, summary or progress: only the requested machine output and the exit "
+                   "code (without machine output: one line on stderr per model that cannot be checked)")
+    c.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail on stderr: each stage as it starts, and each model of a batch as it ends")
+    c.add_argument("--color", choices=("auto", "always", "never"), default=None,
+                   help="colour the text report: auto (default: on a terminal, unless NO_COLOR is set or "
+                   "TERM=dumb; FORCE_COLOR forces it), always, never")
+    c.add_argument("--isolated", action="store_true", help="ignore [tool.certify] in pyproject.toml")
     c.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
     i = sub.add_parser("inspect", help="show a model's architecture, sizes, conventions and SHA-256",
@@ -125,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", choices=("text", "json"), default="text")
     i.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
-    p = sub.add_parser("plants", help="list the built-in plants for --plant")
+    p = sub.add_parser("plants", help="list the built-in plants for --plant, their signals and wiring",
+                       description="List the built-in plants: their signals (inputs u, outputs y) and the "
+                       "wiring --plant NAME uses, which a loop file spells out ([network] inputs, [controller]).")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
@@ -165,19 +258,44 @@ def _internal_message(exc: BaseException) -> str:
     return f"internal error ({text}); {ISSUES_HINT}"
 
 
-def _no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR"))
+def use_color(stream: Any, mode: str | None = "auto", environ: Any = None) -> bool:
+    """Whether to colour text written to ``stream``.
+
+    ``--color always`` / ``never`` decide; otherwise (``auto``) a non-empty ``NO_COLOR`` turns colour off,
+    a ``FORCE_COLOR`` other than ``0`` turns it on, ``TERM=dumb`` turns it off, and else colour is on iff
+    ``stream`` is a terminal.
+
+    >>> import io
+    >>> use_color(io.StringIO(), "auto", {}), use_color(io.StringIO(), "always", {"NO_COLOR": "1"})
+    (False, True)
+    >>> use_color(io.StringIO(), "auto", {"FORCE_COLOR": "1"}), use_color(io.StringIO(), "auto", {"FORCE_COLOR": "0"})
+    (True, False)
+    """
+    env = os.environ if environ is None else environ
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    if env.get("NO_COLOR"):
+        return False
+    force = env.get("FORCE_COLOR")
+    if force is not None and force != "" and force != "0":
+        return True
+    if env.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _is_tty(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) and not _no_color()
+    return use_color(stream, "auto")
 
 
 def _input_files(args: argparse.Namespace) -> list[str]:
     """Every file a command reads (models, their sidecars and external data, loop and plant files)."""
     paths: list[str] = []
-    for model in list(getattr(args, "models", None) or []) + [getattr(args, "model", None)]:
+    for model in list(getattr(args, "model_files", None) or getattr(args, "models", None) or []) + [
+            getattr(args, "model", None)]:
         if model:
             paths += [model, model + ".certify.json", model + ".data"]
     for key in ("data", "loop"):
@@ -343,19 +461,9 @@ def _input_error_message(exc: BaseException) -> str | None:
 
 
 def _render(reports: list[Any], fmt: str, color: bool) -> str:
-    if fmt == "json":
-        from certify.report import reports_to_json
+    from certify.outputs import render
 
-        return reports_to_json(reports)
-    if fmt == "markdown":
-        from certify.report.markdown import render_markdown_many
-
-        return render_markdown_many(reports)
-    if fmt == "html":
-        from certify.report.html import render_html
-
-        return render_html(reports)
-    return "\n\n".join(r.to_text(color=color) for r in reports)
+    return render(reports, fmt, color=color)
 
 
 def _not_a_regular_file(path: str) -> str | None:
@@ -373,7 +481,191 @@ def _not_a_regular_file(path: str) -> str | None:
     return f"model path {path} is {file_kind(st.st_mode)}, not a regular file."
 
 
+class UsageError(CertifyError):
+    """A command-line or ``[tool.certify]`` setting that cannot work (exit 2)."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+#: ``[tool.certify]`` keys → (argparse destination, kind).
+CONFIG_KEYS: dict[str, tuple[str, Any]] = {
+    "plant": ("plant", str), "loop": ("loop", "path"), "method": ("method", ("auto", "diss", "lmi", "all")),
+    "solver": ("solver", str), "timeout": ("timeout", "seconds"), "input-range": ("input_range", "range"),
+    "max-plant-states": ("max_plant_states", "count"), "jobs": ("jobs", "count"), "engine": ("engine", ENGINES),
+    "address": ("address", str), "fail-fast": ("fail_fast", bool), "cache": ("cache", "path"),
+    "format": ("format", FORMATS), "output-dir": ("output_dir", "path"), "color": ("color", ("auto", "always", "never")),
+}
+
+
+def find_config(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The nearest ``pyproject.toml`` (from ``start``, default the current folder, upwards) with a
+    ``[tool.certify]`` table, and that table; ``None`` if there is none.
+
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "pyproject.toml"), "w").write('[tool.certify]\\nmethod = "diss"\\n')
+    >>> os.makedirs(os.path.join(d, "sub"))
+    >>> path, table = find_config(os.path.join(d, "sub"))
+    >>> os.path.dirname(path) == d, table
+    (True, {'method': 'diss'})
+    """
+    import tomllib
+
+    folder = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, "rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise UsageError(f"cannot read {candidate}: {exc}") from None
+            table = data.get("tool", {}).get("certify") if isinstance(data.get("tool"), dict) else None
+            if isinstance(table, dict):
+                return candidate, table
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def apply_config(args: argparse.Namespace, table: dict[str, Any], source: str) -> None:
+    """Fill every option not given on the command line from a ``[tool.certify]`` table (exact types).
+
+    Relative paths (``loop``, ``cache``, ``output-dir``) are relative to the folder of ``source``.
+
+    >>> ns = argparse.Namespace(method=None, plant=None, loop=None)
+    >>> apply_config(ns, {"method": "diss"}, "pyproject.toml"); ns.method
+    'diss'
+    >>> apply_config(ns, {"methd": "diss"}, "pyproject.toml")
+    Traceback (most recent call last):
+    ...
+    certify.cli.UsageError: pyproject.toml [tool.certify]: unknown key 'methd' (did you mean 'method'?); ...
+    """
+    folder = os.path.dirname(os.path.abspath(source))
+    where = f"{source} [tool.certify]"
+    for key, value in table.items():
+        norm = key.replace("_", "-")
+        if norm not in CONFIG_KEYS:
+            raise UsageError(f"{where}: unknown key {key!r}{_suggestion(norm, list(CONFIG_KEYS))}; the keys are "
+                             + ", ".join(CONFIG_KEYS) + ".")
+        dest, kind = CONFIG_KEYS[norm]
+        bad = f"{where}: key {key!r} must be "
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise UsageError(bad + f"true or false, not {value!r}.")
+        elif kind in (str, "path"):
+            if not isinstance(value, str) or not value:
+                raise UsageError(bad + f"a non-empty string, not {value!r}.")
+            if kind == "path" and not os.path.isabs(value):
+                value = os.path.join(folder, value)
+        elif kind == "seconds":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise UsageError(bad + f"a positive number of seconds, not {value!r}.")
+            value = float(value)
+        elif kind == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(bad + f"a positive integer, not {value!r}.")
+        elif kind == "range":
+            from certify.batch.inputs import _range_value
+
+            try:
+                value = _range_value(value, where)
+            except CertifyError as exc:
+                raise UsageError(str(exc)) from None
+        elif isinstance(kind, tuple):
+            if value not in kind:
+                raise UsageError(bad + f"one of {', '.join(kind)}, not {value!r}"
+                                 f"{_suggestion(str(value), kind)}.")
+        if not hasattr(args, dest):
+            continue
+        if dest in ("plant", "loop") and (args.plant is not None or args.loop is not None):
+            continue  # the command line chose the loop: the file's plant/loop does not apply
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+
+
+_CHECK_DEFAULTS = {"method": "auto", "engine": "local", "fail_fast": False, "quiet": False, "color": "auto"}
+
+
+def _check_names(args: argparse.Namespace) -> None:
+    """Unknown plant or solver names: invalid input with the closest name (before any model is read)."""
+    from certify.errors import InvalidInputError
+
+    if args.plant is not None:
+        from certify.loop.plants import list_plants
+
+        names = [p["name"] for p in list_plants()]
+        if args.plant not in names:
+            raise InvalidInputError(f"unknown plant {args.plant!r}{_suggestion(args.plant, names)}; built-in plants: "
+                                    f"{', '.join(names)} (`certify plants` shows their signals and wiring; for "
+                                    "another plant write a loop file and pass --loop).")
+    if args.solver is not None:
+        from certify.sdp.solvers import REGISTRY, available_solvers
+
+        names = [spec.name for spec in REGISTRY]
+        if args.solver.lower() not in names:
+            raise InvalidInputError(f"unknown solver {args.solver!r}{_suggestion(args.solver.lower(), names)}; "
+                                    f"installed SDP solvers: {', '.join(available_solvers())}.")
+
+
+def _outputs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], str | None]:
+    """The files to write as ``(path, format)`` and the format for stdout (``None``: nothing on stdout)."""
+    from certify.outputs import OUTPUT_DIR_FILES, format_for_path
+
+    files: list[tuple[str, str]] = []
+    given = list(args.output or [])
+    stdout_fmt = args.format
+    if len(given) == 1 and args.format is not None:
+        files.append((given[0], args.format))  # an explicit --format wins for a single -o
+        stdout_fmt = None
+    else:
+        for path in given:
+            fmt = format_for_path(path) or args.format or "text"
+            files.append((path, fmt))
+        if given and args.format is None:
+            stdout_fmt = None
+    if args.output_dir:
+        files += [(os.path.join(args.output_dir, name), fmt) for fmt, name in OUTPUT_DIR_FILES.items()]
+    if not files and stdout_fmt is None:
+        stdout_fmt = "text"
+    return files, stdout_fmt
+
+
+def _summary_table(reports: list[Any], how: list[str], skipped: int) -> str:
+    from certify.outputs import _rel
+    from certify.results import worst_verdict
+
+    rows = [(_rel(r.model.get("path")), r.verdict.value, str(int(r.exit_code)), "cached" if h == "cached" else "")
+            for r, h in zip(reports, how)]
+    head = ("model", "verdict", "exit", "")
+    widths = [max(len(x[k]) for x in rows + [head]) for k in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
+    worst = worst_verdict([r.verdict for r in reports]).value if reports else "-"
+    tail = f"{len(reports)} model{'s' if len(reports) != 1 else ''}: " + ", ".join(
+        f"{n} {v}" for v, n in sorted(counts.items()))
+    cached = sum(h == "cached" for h in how)
+    if cached:
+        tail += f"; {cached} from the cache"
+    if skipped:
+        tail += f"; {skipped} not checked (--fail-fast)"
+    return "\n".join(lines + [tail + f"; worst verdict {worst}"])
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if not args.isolated:
+        found = find_config()
+        if found is not None:
+            apply_config(args, found[1], found[0])
+    for key, value in _CHECK_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.no_cache:
+        args.cache = None
     limit = getattr(args, "max_plant_states", None)
     if limit is None:
         return _cmd_check(args)
@@ -389,47 +681,102 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from certify.api import check, file_sha256
+    from certify.batch import expand, run_batch
     from certify.progress import Progress
-    from certify.report import Report
+    from certify.request import CheckRequest
     from certify.results import worst_verdict
 
-    refuse_overwriting_inputs(args.output, _input_files(args))
-    reports = []
-    with Progress(total=len(args.models), enabled=None if not args.quiet else False) as bar:
-        for path in args.models:
-            special = _not_a_regular_file(path)
-            if special is not None:  # a FIFO or a device: never open it (reading would block or never end)
-                reports.append(Report.from_error(Verdict.INVALID_INPUT, special, model={"path": path, "sha256": None},
-                                                 error_type="ModelFileError", method=args.method, solver=args.solver))
-                bar.advance()
-                continue
-            try:
-                report = check(
-                    path, plant=args.plant, loop=args.loop, method=args.method, solver=args.solver,
-                    input_range=args.input_range, timeout=args.timeout, input_range_source="command line",
-                    progress=lambda label, path=path: bar.stage(f"{os.path.basename(path)}: {label}"),
-                )
-            except Exception as exc:  # a bug: report it as such, never a wall of traceback
-                if args.debug:
-                    import traceback
+    _check_names(args)
+    items = expand(args.models)
+    args.model_files = [item.path for item in items]
+    files, stdout_fmt = _outputs(args)
+    for path, _ in files:
+        refuse_overwriting_inputs(path, _input_files(args))
+    if args.output_dir:
+        try:
+            os.makedirs(args.output_dir, exist_ok=True)
+        except OSError as exc:
+            from certify.errors import InvalidInputError
 
-                    traceback.print_exc()
-                bad_input = _input_error_message(exc)
-                report = Report.from_error(
-                    Verdict.INVALID_INPUT if bad_input else Verdict.INTERNAL_ERROR, bad_input or _internal_message(exc),
-                    model={"path": path, "sha256": file_sha256(path)},
-                    error_type=type(exc).__name__, method=args.method, solver=args.solver,
-                )
-            reports.append(report)
+            raise InvalidInputError(f"cannot create the output folder {args.output_dir}: {exc.strerror}") from None
+
+    reports: list[Any] = [None] * len(items)
+    how: list[str] = ["checked"] * len(items)
+    requests: list[CheckRequest] = []
+    where: list[int] = []
+    for n, item in enumerate(items):
+        s = dict(item.settings)
+        plant, loop = (s.get("plant"), s.get("loop")) if ("plant" in s or "loop" in s) else (args.plant, args.loop)
+        range_given = "input_range" in s
+        try:
+            requests.append(CheckRequest(
+                model=item.path, plant=plant, loop=loop, method=s.get("method", args.method),
+                solver=s.get("solver", args.solver), input_range=s["input_range"] if range_given else args.input_range,
+                input_range_source=item.origin if range_given else "command line",
+                timeout=s.get("timeout", args.timeout)))
+            where.append(n)
+        except CertifyError as exc:
+            from certify.api import file_sha256
+            from certify.report import Report
+
+            verdict = Verdict.INVALID_INPUT if exc.exit_code is ExitCode.INVALID_INPUT else Verdict.INTERNAL_ERROR
+            reports[n] = Report.from_error(verdict, str(exc),
+                model={"path": item.path, "sha256": file_sha256(item.path)}, error_type=type(exc).__name__,
+                method=s.get("method", args.method), solver=s.get("solver", args.solver))
+    verbose = args.verbose and not args.quiet
+    one = len(requests) <= 1
+    with Progress(total=len(requests), enabled=None if not args.quiet else False) as bar:
+        def on_done(k: int, outcome: Any) -> None:
+            reports[where[k]] = outcome.report
+            how[where[k]] = outcome.how
+            bar.stage(os.path.basename(items[where[k]].path) + f": {outcome.report.verdict.value}")
             bar.advance()
-    to_stdout_text = args.format == "text" and args.output is None
-    _write(_render(reports, args.format, color=to_stdout_text and _is_tty(sys.stdout)), args.output)
-    if not args.quiet and not to_stdout_text:
-        color = _is_tty(sys.stderr)
-        sys.stderr.write("\n\n".join(r.to_text(color=color) for r in reports) + "\n")
-    return int(worst_verdict([r.verdict for r in reports]).exit_code)
+            if verbose and not one:
+                sys.stderr.write(f"certify: {items[where[k]].path}: {outcome.report.verdict.value}"
+                                 f"{' (cached)' if outcome.how == 'cached' else ''}\n")
 
+        def stage(label: str) -> None:
+            bar.stage(label)
+            if verbose:
+                sys.stderr.write(f"certify: {label}\n")
+
+        jobs = 1 if one and args.engine == "local" else args.jobs
+        run_batch(requests, jobs=jobs, engine=args.engine, address=args.address, cache_dir=args.cache,
+                  fail_fast=args.fail_fast, debug=args.debug, on_done=on_done, progress=stage)
+    done = [n for n, r in enumerate(reports) if r is not None]
+    skipped = len(reports) - len(done)
+    reports_done = [reports[n] for n in done]
+    for path, fmt in files:
+        _write(_render(reports_done, fmt, color=False), path)
+        if fmt == "github":
+            from certify.outputs import write_github_step_summary
+
+            write_github_step_summary(reports_done)
+    if stdout_fmt is not None and not (args.quiet and stdout_fmt == "text"):
+        color = stdout_fmt == "text" and use_color(sys.stdout, args.color)
+        _write(_render(reports_done, stdout_fmt, color=color), None)
+        if stdout_fmt == "github":
+            from certify.outputs import write_github_step_summary
+
+            write_github_step_summary(reports_done)
+    if args.quiet:
+        if files or stdout_fmt != "text":
+            pass  # the machine output carries every error
+        else:  # nothing else says why: one line per model that could not be checked
+            for r in reports_done:
+                if r.verdict in (Verdict.INVALID_INPUT, Verdict.INTERNAL_ERROR):
+                    sys.stderr.write(f"certify: error: {r.model.get('path')}: {'; '.join(r.reasons)}\n")
+    else:
+        color = use_color(sys.stderr, args.color)
+        text_on_stdout = stdout_fmt == "text"
+        if not text_on_stdout and reports_done:
+            sys.stderr.write("\n\n".join(r.to_text(color=color) for r in reports_done) + "\n")
+        if len(reports) > 1:
+            sys.stderr.write(("\n" if reports_done else "") + _summary_table(reports_done, [how[n] for n in done],
+                                                                              skipped) + "\n")
+    if not reports_done:
+        return int(ExitCode.INTERNAL_ERROR)
+    return int(worst_verdict([r.verdict for r in reports_done]).exit_code)
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
@@ -474,17 +821,47 @@ def cmd_plants(args: argparse.Namespace) -> int:
     from certify.report import jsonable
 
     rows = jsonable(list_plants())
+    try:
+        from certify.loop.spec import DEFAULT_LOOPS
+    except ImportError:
+        DEFAULT_LOOPS = {}
+    for r in rows:  # the wiring --plant NAME uses: what a loop file's [network] and [controller] spell out
+        wiring = DEFAULT_LOOPS.get(r["name"])
+        if wiring:
+            r["wiring"] = {k: wiring[k] for k in ("network", "controller") if k in wiring}
     if args.format == "json":
         _write(json.dumps(rows, indent=2, ensure_ascii=False), None)
-    else:
-        width = max((len(r["name"]) for r in rows), default=4)
-        lines = []
-        for r in rows:
-            lines.append(f"{r['name']:<{width}}  {r.get('summary', '')}")
-            extra = {k: v for k, v in r.items() if k not in ("name", "summary", "description") and not isinstance(v, (list, dict))}
-            if extra:
-                lines.append(f"{'':<{width}}  " + ", ".join(f"{k}={v}" for k, v in extra.items()))
-        _write("\n".join(lines) if lines else "no built-in plants", None)
+        return int(ExitCode.CERTIFIED)
+    lines = []
+    for r in rows:
+        lines.append(f"{r['name']}: {r.get('summary', '')}")
+        facts = {k: v for k, v in r.items() if k in ("Ts", "n_states", "spectral_radius", "source")}
+        if facts:
+            lines.append("  " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+        for kind, key in (("u", "inputs"), ("y", "outputs")):
+            names = r.get(key) or []
+            ops = r.get("u_op" if kind == "u" else "y_op") or []
+            lo, hi = r.get("u_min") or [], r.get("u_max") or []
+            parts = []
+            for n, name in enumerate(names):
+                text = f"{kind}:{name}"
+                if n < len(ops):
+                    text += f" (operating point {ops[n]:g}"
+                    text += f", limits [{lo[n]:g}, {hi[n]:g}])" if kind == "u" and n < len(lo) and n < len(hi) else ")"
+                parts.append(text)
+            lines.append(f"  {key + ':':<9}" + "; ".join(parts))
+        wiring = r.get("wiring")
+        if wiring:
+            net, ctl = wiring.get("network", {}), wiring.get("controller", {})
+            lines.append(f"  wiring for --plant {r['name']} (a loop file with [plant] builtin = \"{r['name']}\" and "
+                         "these sections reproduces it; change them and pass --loop FILE):")
+            lines.append(f"    [network] inputs = {json.dumps(net.get('inputs', []))}, output = {net.get('output')}"
+                         + (f", estimates = {json.dumps(net['estimates'])}" if "estimates" in net else ""))
+            lines.append("    [controller] " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in ctl.items()))
+        lines.append("")
+    lines.append("network inputs: y:NAME a plant output, u:NAME a plant input u(k), u_prev:NAME the actuator's "
+                 "previous value u(k-1), or a constant number.")
+    _write("\n".join(lines) if rows else "no built-in plants", None)
     return int(ExitCode.CERTIFIED)
 
 
@@ -520,7 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help / --version (0) and usage errors (2)
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE_ERROR)
     if args.command is None:

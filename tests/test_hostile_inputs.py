@@ -203,12 +203,12 @@ def test_npz_plant_with_3000_declared_states_is_refused_before_loading(tmp_path,
     loop = _loop(tmp_path, _body(plant={"file": "p.npz"}))
     t0 = time.monotonic()
     rc = main(["check", str(rnn), "--loop", str(loop), "--quiet", "--timeout", "5"])
-    err = capsys.readouterr().out
+    err = capsys.readouterr().err  # -q: the one-line error on stderr
     assert rc == ExitCode.INVALID_INPUT and time.monotonic() - t0 < 10
     assert "3000 x 3000" in err and "--max-plant-states" in err
     # with a larger budget the file is read (and refused for what it is: a header without data)
     rc = main(["check", str(rnn), "--loop", str(loop), "--quiet", "--max-plant-states", "5000"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert rc == ExitCode.INVALID_INPUT and "--max-plant-states" not in out and "cannot be read" in out
 
 
@@ -263,7 +263,7 @@ def test_deeply_nested_json_loop_file_is_exit_3_not_5(tmp_path, rnn, capsys):
     p = tmp_path / "l.json"
     p.write_text("[" * 200000 + "]" * 200000)
     assert main(["check", str(rnn), "--loop", str(p), "--quiet"]) == ExitCode.INVALID_INPUT
-    assert "nested too deeply" in capsys.readouterr().out
+    assert "nested too deeply" in capsys.readouterr().err
 
 
 def test_loop_loader_honours_the_deadline(tmp_path):
@@ -299,7 +299,7 @@ def test_internal_error_message_has_no_placeholder(monkeypatch, rnn, capsys):
 
     monkeypatch.setattr(certify.api, "check", lambda *a, **k: 1 / 0)
     assert main(["check", str(rnn), "--quiet"]) == ExitCode.INTERNAL_ERROR
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "<repo>" not in out and "report it as a bug in certify" in out
 
 
