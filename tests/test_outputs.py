@@ -7,11 +7,11 @@ import json
 import random
 import xml.etree.ElementTree as ET
 
+import _fuzz_cases as F
 import jsonschema
 import numpy as np
 import pytest
 
-import _fuzz_cases as F
 from certify.cli import main
 from certify.outputs import format_for_path, render_github, render_gitlab, render_junit, render_sarif
 from certify.results import ExitCode
