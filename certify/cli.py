@@ -607,6 +607,12 @@ def _check_names(args: argparse.Namespace) -> None:
         if args.solver.lower() not in names:
             raise InvalidInputError(f"unknown solver {args.solver!r}{_suggestion(args.solver.lower(), names)}; "
                                     f"installed SDP solvers: {', '.join(available_solvers())}.")
+        installed = available_solvers()
+        if args.solver.lower() not in installed:  # checked for every --method: a CI job should not pass by luck
+            raise InvalidInputError(
+                f"solver {args.solver!r} is known but not installed here; installed SDP solvers: "
+                f"{', '.join(installed)}. Install it into this environment (CVXPY must find it) or leave out "
+                f"--solver to use {installed[0] if installed else 'the default'}.")
 
 
 def _outputs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], str | None]:
