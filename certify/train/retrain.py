@@ -78,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--project-steps", type=int, default=400,
                         help="preserve: augmented-Lagrangian steps of the projection before falling back to "
                              "scaling the recurrent weights")
-    parser.add_argument("--barrier", type=float, default=1e-4,
-                        help="preserve: weight μ of the log barrier that keeps the residuals below −ε")
+    parser.add_argument("--barrier", type=float, default=0.0,
+                        help="preserve: weight μ of a log barrier −μΣlog(−g) on the residuals (0: none; steps "
+                             "that leave the certified set are shortened or projected back either way)")
     parser.add_argument("--resume", action="store_true",
                         help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
                              "(same MODEL and DATA; raise --epochs to train longer)")
