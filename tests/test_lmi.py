@@ -101,8 +101,9 @@ def test_result_carries_quantities_and_equilibrium():
     res = check_lmi(f, criterion="lure_postnikov", name="lmi.test")
     assert res.proved and res.name == "lmi.test" and res.scope == "model" and res.criterion == "lure_postnikov"
     q = res.quantities
-    # one PSD block: the Schur block of order N + n with N = n + 2m (P ⪰ 0 is implied); P, 4 multipliers, τ
-    assert q["lmi_order"] == (2 + 2 * 1) + 2 and q["variables"] == 3 + 4 + 1 and not q["odd"]
+    # one PSD block: order N = n + 2m (congruence form) or N + n (Schur form; P ⪰ 0 is implied);
+    # variables: P, 4 multipliers, τ
+    assert q["lmi_order"] in (2 + 2 * 1, (2 + 2 * 1) + 2) and q["variables"] == 3 + 4 + 1 and not q["odd"]
     assert q["equilibrium"]["found"] and q["equilibrium"]["residual"] < 1e-10
     for key in ("seconds_equilibrium", "seconds_vertex_check"):
         assert q[key] >= 0

@@ -211,14 +211,15 @@ class LMIAttempt:
 
 def psd_form(sys: LureSystem, criterion: str) -> str:
     """``"congruence"`` (``M ⪯ −τI`` directly, PSD order ``N``) when ``H = [A − I, B]`` is so sparse that
-    ``H'PH`` puts no more non-zeros into the cone data (``nnz(H)²``) than the Schur form's extra blocks
-    ``PH``, ``H'P`` and ``−P`` (``2n·nnz(H) + n²``): LP-GRNNs, whose ``A`` is diagonal; else ``"schur"``
+    ``H'PH`` puts at most 4 times as many non-zeros into the cone data (``nnz(H)²``) as the Schur form's
+    extra blocks ``PH``, ``H'P`` and ``−P`` (``2n·nnz(H) + n²``): LP-GRNNs, whose ``A`` is diagonal, and
+    loops around them; else ``"schur"``
     (order ``N + n``, P enters linearly; lmi_engineering.md (b)).
     The smaller PSD block makes each first-order iteration cheaper (eigendecompositions cost ``O(k³)``).
 
-    >>> psd_form(LureSystem(A=[[0.5, 0.1], [0.2, 0.5]], B=[[1.0], [1.0]], C=[[1.0, 0.0]], D=[[0.0]], K=[1.0]),
-    ...          "popov")
-    'schur'
+    >>> dense = LureSystem(A=np.full((10, 10), 0.05), B=np.ones((10, 1)), C=np.ones((1, 10)), D=[[0.0]], K=[1.0])
+    >>> psd_form(dense, "popov"), psd_orders(dense, "popov")
+    ('schur', (22,))
     >>> z = np.diag([0.3, 0.5, 0.7, 0.4])        # LP-GRNN-like: A = diag(z), B = [0, I − Z]
     >>> psd_form(LureSystem(A=z, B=np.hstack([np.zeros((4, 4)), np.eye(4) - z]), C=np.ones((8, 4)),
     ...                     D=np.zeros((8, 8)), K=np.ones(8)), "lure_postnikov")
@@ -226,7 +227,7 @@ def psd_form(sys: LureSystem, criterion: str) -> str:
     """
     nnz_h = int(np.count_nonzero(sys.A - np.eye(sys.n)) + np.count_nonzero(sys.B))
     n = sys.n
-    return "congruence" if nnz_h * nnz_h <= 2 * n * nnz_h + n * n else "schur"
+    return "congruence" if nnz_h * nnz_h <= 4 * (2 * n * nnz_h + n * n) else "schur"
 
 
 def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
@@ -235,7 +236,7 @@ def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
 
     >>> psd_orders(LureSystem(A=[[0.5, 0.1], [0.2, 0.5]], B=[[1.0], [1.0]], C=[[1.0, 0.0]], D=[[0.0]],
     ...                       K=[1.0]), "popov")
-    (6,)
+    (4,)
     """
     N = sys.n + (sys.m if criterion == "circle" else 2 * sys.m)
     return (N,) if psd_form(sys, criterion) == "congruence" else (N + sys.n,)
@@ -410,8 +411,10 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
     then every other installed backend.  ``left()`` gives the remaining time budget (None: unlimited)."""
     orders = psd_orders(sys, crit)
     first = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
-    # near the unit circle the state-scaled system goes first (cheaper on average than a failed plain try)
-    near = Preconditioner.state_scale(sys) is not None
+    # very near the unit circle (c ≥ 10, 1 − ρ ≤ 0.01) the state-scaled system goes first (cheaper on average
+    # than a failed plain try); otherwise it is the second scaling tried
+    pc0 = Preconditioner.state_scale(sys)
+    near = pc0 is not None and 1.0 / float(pc0.R[0, 0]) >= 10.0
     plan: list[tuple[_solvers.SolverSpec, bool, str]] = [(first, False, "state_scale" if near else "")]
     if fallback:
         plan += [(first, False, "" if near else "state_scale"), (first, True, ""), (first, False, "lyapunov")]
@@ -427,7 +430,7 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
         # retry options, the Lyapunov scaling and less accurate backends exist for numerical failures
         solved_neg = [a for a in out if a.outcome is not None and a.outcome.status == "solved"
                       and a.tau is not None and a.tau < 0 and _solvers.get_solver(a.outcome.solver).accuracy == "high"]
-        if (retry or precond == "lyapunov" or spec is not first) and len(solved_neg) >= (2 if near else 1):
+        if (retry or precond == "lyapunov" or spec is not first) and len(solved_neg) >= (2 if pc0 else 1):
             break
         target = sys
         if precond:
