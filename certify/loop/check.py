@@ -264,8 +264,39 @@ def check_closed_loop(
         x_star = np.asarray(eq["x"]) if eq.get("found") else None
         if x_star is not None:
             description["equilibrium"] = _equilibrium_summary(cl, spec, x_star)
+    if not checks[-1].proved and absorbing_applies(cl, spec) and (timeout is None or time.perf_counter() - t0 < timeout):
+        from certify.loop.absorbing import check_absorbing
+
+        left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 0.0)
+        ab = check_absorbing(cl.form, solver=solver, timeout=left, solver_options=solver_options)
+        checks.append(ab)
+        eq = ab.quantities.get("equilibrium") or {}
+        if ab.proved and eq.get("found"):
+            x_star = np.asarray(eq["x"])
+            description["equilibrium"] = _equilibrium_summary(cl, spec, x_star)
     sim = _simulate(net, spec, cl, x_star) if simulate else None
     return LoopOutcome(checks=checks, description=description, simulation=sim, closed_loop=cl)
+
+
+def absorbing_applies(cl: ClosedLoop, spec: LoopSpec) -> bool:
+    """Whether absorbing-set slope tightening (docs/theory.md §6.1) is tried when the global class fails.
+
+    It needs bounded neurons (tanh/sigmoid), a plant whose ``A`` is Schur and a velocity-form PI (the
+    positional PI's integrator is unbounded).
+
+    >>> from certify.networks import ElmanLayer, LinearHead, Network
+    >>> from certify.loop.spec import default_loop
+    >>> net = Network((ElmanLayer(W=np.zeros((1, 4)), U=[[0.5]], b=[0.0]),), head=LinearHead(W=[[0.1]], b=[-30.0]))
+    >>> absorbing_applies(assemble(net, default_loop("boiler")), default_loop("boiler"))
+    True
+    """
+    f = cl.form
+    if any(c.kind not in ("tanh", "sigmoid") for c in f.channels[: cl.m_net]):
+        return False
+    if spec.controller.form != "velocity":
+        return False
+    A = spec.plant.A
+    return not A.size or float(np.max(np.abs(np.linalg.eigvals(A)))) < 1.0 - UNIT_CIRCLE_TOL
 
 
 def _equilibrium_summary(cl: ClosedLoop, spec: LoopSpec, x_star: np.ndarray) -> dict[str, Any]:

@@ -75,6 +75,11 @@ class Channel:
     slope: tuple[float, float] = field(init=False)
     sector: tuple[float, float] | None = field(init=False)
     odd: bool = field(init=False)
+    #: tightened slope interval of the base function, valid only for base arguments in ``region``
+    #: (absorbing-set tightening, :meth:`with_slopes`); ``None``: the global ``BASE_SLOPES``
+    base_slopes: tuple[float, float] | None = None
+    #: interval of the base argument ``in_gain·q + q_offset`` on which ``base_slopes`` holds
+    region: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in BASE_SLOPES:
@@ -93,6 +98,15 @@ class Channel:
         elif self.limits is not None:
             raise InvalidInputError(f"Channel {self.kind}: limits only apply to saturation.")
         lo, hi = BASE_SLOPES[self.kind]
+        if self.base_slopes is not None:
+            b_lo, b_hi = (float(v) for v in self.base_slopes)
+            if self.region is None or not (lo <= b_lo <= b_hi <= hi):
+                raise InvalidInputError(
+                    f"Channel {self.kind}: base_slopes {self.base_slopes} must lie in {(lo, hi)} and need a region."
+                )
+            object.__setattr__(self, "base_slopes", (b_lo, b_hi))
+            object.__setattr__(self, "region", (float(self.region[0]), float(self.region[1])))
+            lo, hi = b_lo, b_hi
         g = self.out_gain * self.in_gain
         s = (g * lo - self.lin, g * hi - self.lin) if g >= 0 else (g * hi - self.lin, g * lo - self.lin)
         object.__setattr__(self, "slope", (float(s[0]), float(s[1])))
@@ -101,7 +115,8 @@ class Channel:
         base_odd = self.kind == "tanh" or (
             self.kind == "saturation" and self.limits is not None and self.limits[0] == -self.limits[1]
         )
-        object.__setattr__(self, "odd", bool(base_odd and self.q_offset == 0.0 and self.p_offset == 0.0))
+        odd = base_odd and self.q_offset == 0.0 and self.p_offset == 0.0 and self.base_slopes is None
+        object.__setattr__(self, "odd", bool(odd))
 
     @property
     def K(self) -> float:
@@ -130,9 +145,28 @@ class Channel:
         base_star = float(_base(self.kind, np.array([new_q_off]), self.limits)[0])
         return replace(self, q_offset=new_q_off, p_offset=base_star)
 
+    def with_slopes(self, lo: float, hi: float, region: tuple[float, float]) -> Channel:
+        """The same function with the base slope interval ``[lo, hi]``, valid only on ``region``.
+
+        ``region`` is an interval of the base argument ``v = in_gain·q + q_offset`` on which the base
+        function's derivative lies in ``[lo, hi]`` (e.g. ``tanh' = sech² ≥ sech²(3)`` on ``[−3, 3]``).
+        The LMI then treats the channel as slope-restricted in the tightened class; a certificate is
+        valid only for trajectories whose pre-activations stay in the region (absorbing-set
+        tightening, docs/theory.md §6.1).  Oddness is dropped: the odd term would need ``−q`` in the
+        region too.  Shifts and slope normalisation keep the declaration (they keep ``v``).
+
+        >>> ch = Channel("tanh").with_slopes(0.25, 1.0, (-1.3, 1.3))
+        >>> ch.slope, ch.odd
+        ((0.25, 1.0), False)
+        """
+        return replace(self, base_slopes=(float(lo), float(hi)), region=(float(region[0]), float(region[1])))
+
     def describe(self) -> dict[str, object]:
-        return {"kind": self.kind, "slope": list(self.slope), "odd": self.odd,
-                "sector": None if self.sector is None else list(self.sector)}
+        out: dict[str, object] = {"kind": self.kind, "slope": list(self.slope), "odd": self.odd,
+                                  "sector": None if self.sector is None else list(self.sector)}
+        if self.region is not None:
+            out["region"] = list(self.region)
+        return out
 
 
 def evaluate_channels(channels: tuple[Channel, ...], q: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
