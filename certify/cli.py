@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "from the extension (.json .md .html .xml=junit .sarif .txt)")
     c.add_argument("--output-dir", metavar="DIR", help="also write every file format into DIR: certify.json, "
                    "certify.md, certify.html, certify-junit.xml, certify.sarif, gl-code-quality-report.json")
+    c.add_argument("--certificate", metavar="FILE", help="write the validated LMI certificate (Luré system, P, "
+                   "multipliers, validation figures) to FILE as JSON; re-check it with `certify verify FILE`")
     c.add_argument("--input-range", type=parse_input_range, metavar="LOW:HIGH",
                    help="network-input box, LOW:HIGH for all inputs or L1,L2,..:H1,H2,.. per input "
                    "(overrides model metadata; negative bounds work: --input-range -1:1)")
@@ -226,8 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="re-check the interval proof of a saved report's counterexample (no search)",
                        description="Repeat, in ball arithmetic, the proof behind an `unstable` REPORT (JSON) for "
                                    "MODEL: exit 0 when it holds, 1 when it does not, 3 for bad input.")
-    v.add_argument("report", metavar="REPORT", help="a JSON report written by `certify check --format json`")
-    v.add_argument("model", metavar="MODEL", help="the model file the report is about")
+    v.add_argument("report", metavar="FILE", help="a JSON report written by `certify check --format json`, or a "
+                   "certificate written by `certify check --certificate FILE`")
+    v.add_argument("model", metavar="MODEL", nargs="?", help="the model file (required for a report; for a "
+                   "certificate it also checks that the certificate's system is this model's)")
     vwhere = v.add_mutually_exclusive_group()
     vwhere.add_argument("--plant", metavar="NAME", help="for a loop report: the built-in plant (default: the report's)")
     vwhere.add_argument("--loop", metavar="FILE", help="for a loop report: the loop file (default: the report's)")
@@ -698,6 +702,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     files, stdout_fmt = _outputs(args)
     for path, _ in files:
         refuse_overwriting_inputs(path, _input_files(args))
+    if getattr(args, "certificate", None):
+        refuse_overwriting_inputs(args.certificate, _input_files(args))
     if args.output_dir:
         try:
             os.makedirs(args.output_dir, exist_ok=True)
@@ -752,6 +758,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     done = [n for n, r in enumerate(reports) if r is not None]
     skipped = len(reports) - len(done)
     reports_done = [reports[n] for n in done]
+    if getattr(args, "certificate", None):
+        _write_certificates(args.certificate, reports_done)
     for path, fmt in files:
         _write(_render(reports_done, fmt, color=False), path)
         if fmt == "github":
@@ -783,6 +791,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not reports_done:
         return int(ExitCode.INTERNAL_ERROR)
     return int(worst_verdict([r.verdict for r in reports_done]).exit_code)
+
+def _write_certificates(path: str, reports: list[Any]) -> None:
+    """The LMI certificate(s) of ``reports`` as JSON (one object, or a list for several models)."""
+    import json
+
+    certs = [r.certificate for r in reports]
+    if not any(c is not None for c in certs):
+        sys.stderr.write(f"certify: no LMI certificate to write to {path}: no model was certified by an LMI "
+                         "(closed-form δISS proofs are their residuals, in the report; a cached report keeps no "
+                         "certificate: rerun without --cache).\n")
+        return
+    data = certs[0] if len(certs) == 1 else certs
+    _write(json.dumps(data, indent=1, allow_nan=False), path)
+
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
@@ -874,14 +896,46 @@ def cmd_plants(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from certify.verify import render, verify_counterexample
+    from certify.verify import is_certificate, read_report, render, verify_counterexample
 
-    proof = verify_counterexample(args.report, args.model, plant=args.plant, loop=args.loop)
+    data = read_report(args.report)
+    if is_certificate(data):
+        return _verify_certificate(args, data)
+    if args.model is None:
+        from certify.errors import InvalidInputError
+
+        raise InvalidInputError("re-checking a report's counterexample needs the model: certify verify REPORT MODEL.")
+    proof = verify_counterexample(data, args.model, plant=args.plant, loop=args.loop)
     if args.format == "json":
         _write(json.dumps(dict(proof.to_dict(), seconds=proof.seconds), indent=2), None)
     else:
         _write(render(proof), None)
     return int(ExitCode.CERTIFIED if proof.proved else ExitCode.NOT_CERTIFIED)
+
+
+def _verify_certificate(args: argparse.Namespace, data: Any) -> int:
+    import json
+
+    from certify.verify import certificate_matches, verify_certificate
+
+    v = verify_certificate(data)
+    match = certificate_matches(data, args.model, plant=args.plant, loop=args.loop) if args.model else None
+    ok = v.ok and (match is None or match[0])
+    if args.format == "json":
+        out = {"certificate_valid": v.ok, "validation": v.to_dict(), "ok": ok}
+        if match is not None:
+            out.update(matches_model=match[0], match_detail=match[1])
+        _write(json.dumps(out, indent=2, allow_nan=False), None)
+    else:
+        lines = [f"certificate: {data.get('criterion')} LMI for {data.get('check', 'a check')} "
+                 f"(model sha256 {str(data.get('model_sha256') or '?')[:12]})",
+                 f"float64 re-check: max eig(M) = {v.max_eig_M:.3e} (must be ≤ −{v.margin_M:.1e}), "
+                 f"min eig(P) = {v.min_eig_P:.3e} (must be ≥ {v.margin_P:.1e}): {'holds' if v.ok else 'FAILS'}"]
+        if match is not None:
+            lines.append(("model: " if match[0] else "model: MISMATCH: ") + match[1])
+        lines.append("verdict: " + ("the certificate holds." if ok else "the certificate does NOT hold."))
+        _write("\n".join(lines), None)
+    return int(ExitCode.CERTIFIED if ok else ExitCode.NOT_CERTIFIED)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

@@ -179,6 +179,9 @@ class CheckResult:
         Solver-independent re-check figures (``max_eig_M``, ``min_eig_P``, ``margin_required``, ...).
     seconds : float
         Wall time of the check.
+    certificate : Mapping or None
+        The validated certificate behind a ``proved`` LMI check (Luré data, ``P``, multipliers; see
+        :meth:`certify.report.Report.certificate`); not part of the JSON report (it can be large).
     counterexample : Counterexample or None
         Set when ``status`` is ``disproved``.
     scope : str
@@ -210,10 +213,13 @@ class CheckResult:
     seconds: float = 0.0
     counterexample: Counterexample | None = None
     scope: str = "model"
+    certificate: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantities", _frozen(self.quantities))
         object.__setattr__(self, "validation", _frozen(self.validation))
+        if self.certificate is not None:
+            object.__setattr__(self, "certificate", _frozen(self.certificate))
         if self.status is CheckStatus.DISPROVED and self.counterexample is None:
             raise ValueError(f"check {self.name!r} is disproved but carries no counterexample")
 

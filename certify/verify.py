@@ -23,6 +23,8 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from certify.errors import InvalidInputError
 
 MAX_REPORT_BYTES = 64 * 1024 * 1024
@@ -129,6 +131,76 @@ def _verify(data: Any, net: Any, sha: str | None, plant: str | None, loop: str |
     ir = assumptions.get("input_range")
     box = None if not isinstance(ir, Mapping) else InputRange(low=ir["low"], high=ir["high"])
     return verify_witness(net, proof, input_range=box)
+
+
+def is_certificate(data: Any) -> bool:
+    """Whether ``data`` is an exported LMI certificate (not a report)."""
+    return isinstance(data, Mapping) and data.get("format") == "certify-lmi-certificate"
+
+
+def certificate_matches(data: Mapping[str, Any], model: Any, *, plant: str | None = None,
+                        loop: Any = None, rtol: float = 1e-9) -> tuple[bool, str]:
+    """Whether the certificate's Luré system is the one certify derives from ``model`` (and the loop).
+
+    The SNOF is rebuilt from the model (closed around ``plant``/``loop`` for a loop certificate, by
+    default the ones the certificate names), shifted to its equilibrium and normalised exactly as the
+    check did; every matrix must agree to ``rtol``.
+    """
+    from certify.api import load_model
+    from certify.criteria.lmi import lure_system
+    from certify.networks import Network
+    from certify.snof.transform import equilibrium
+
+    net = model if isinstance(model, Network) else load_model(model)
+    if data.get("subject") == "loop":
+        from certify.loop.assemble import assemble
+        from certify.loop.check import resolve_loop
+
+        if plant is None and loop is None:
+            plant = data.get("builtin_plant")
+            if plant is None:
+                return False, "the loop certificate names no built-in plant: pass plant= or loop=."
+        form = assemble(net, resolve_loop(plant, loop)).form
+    else:
+        from certify.snof import from_network
+
+        form = from_network(net)
+    sys0, _, _ = lure_system(form, equilibrium(form, None))
+    s = data["system"]
+    for key in ("A", "B", "C", "D", "K"):
+        a, b = np.asarray(s[key], dtype=np.float64), np.asarray(getattr(sys0, key))
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=rtol * max(1.0, float(np.abs(b).max(initial=0)))):
+            return False, f"the certificate's {key} differs from the system certify derives from this model."
+    return True, "the certificate's Luré system is this model's"
+
+
+def verify_certificate(data: Any) -> Any:
+    """Re-check an exported LMI certificate in float64, without any solver.
+
+    The matrix ``M`` of the certificate's criterion is rebuilt from the stored Luré system, ``P`` and the
+    multipliers, and must satisfy ``max eig(M) ≤ −margin`` and ``min eig(P) ≥ margin`` with the
+    rounding margins of :func:`certify.criteria.validate.validate_certificate`.
+
+    >>> import certify
+    >>> from certify.networks import ElmanLayer, Network
+    >>> r = certify.check(Network(layers=(ElmanLayer(W=[[0.5]], U=[[0.3]], b=[0.1]),)), method="lmi")
+    >>> verify_certificate(r.certificate).ok
+    True
+    """
+    from certify.criteria.validate import validate_certificate
+    from certify.sdp.types import LMICertificate, LureSystem
+
+    if isinstance(data, (str, os.PathLike)):
+        data = read_report(data)
+    if not is_certificate(data):
+        raise InvalidInputError("not a certify LMI certificate (expected \"format\": \"certify-lmi-certificate\").")
+    try:
+        s = data["system"]
+        sys = LureSystem(A=s["A"], B=s["B"], C=s["C"], D=s["D"], K=s["K"], odd=bool(s.get("odd", False)))
+        cert = LMICertificate(str(data["criterion"]), data["P"], dict(data.get("multipliers") or {}))
+        return validate_certificate(sys, cert)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InvalidInputError(f"malformed certificate: {type(exc).__name__}: {exc}") from None
 
 
 def render(proof: Any) -> str:

@@ -1,12 +1,14 @@
-"""Kim-type Luré–Postnikov LMI and its circle/Popov special cases on a SNOF (lure notes §2, §8).
+"""Kim-type Luré–Postnikov LMI and its circle/Popov special cases on a SNOF (docs/theory.md §7).
+
+The LMI is Hilgert & Schwung 2025, Theorem III.1 (after Kim 2009), with blocks derived in theory §7.2–7.3.
 
 Pipeline of :func:`check_lmi` — a chain of reductions, each an (apply, invert) pair — equilibrium +
-shift (notes §3.3) → slope normalisation to [0, K] (§3.2) → power-of-two balancing (exact) →
-well-posedness (§1.2) → criteria, cheapest first → float64 validation (:mod:`certify.criteria.validate`)
+shift (theory §4.3) → slope normalisation to [0, K] (§4.2) → power-of-two balancing (exact, §7.7) →
+well-posedness (§2) → criteria, cheapest first → float64 validation (:mod:`certify.criteria.validate`)
 in the coordinates the LMI data was built in (balancing and the Lyapunov preconditioner are mapped
 back and the certificate is validated again there).
 
-The SDP (:func:`solve_lmi`) is the Schur-complement form (lmi_engineering.md (b)) in δ-operator
+The SDP (:func:`solve_lmi`) is the Schur-complement form (theory §7.6) in δ-operator
 coordinates (``H = [A − I, B, 0]``), normalised by the same scale functional ``s(P, t) = 1`` the
 validation uses in its rounding bound, and it maximises the relative margin τ in ``M ⪯ −τI``
 (a first-order backend is asked only for ``τ ≥ cap``).  It is always feasible, so an interior-point
@@ -36,7 +38,7 @@ from certify.results import CheckResult, CheckStatus, Property
 from certify.sdp import solvers as _solvers
 
 #: ``auto`` order: by cost (PSD order n + m, then n + 2m with 3, then 4–5 multipliers).  Each criterion
-#: contains the previous one (notes §2.4(c)).
+#: contains the previous one (theory §7.4).
 _AUTO_ORDER = ("circle", "popov", "lure_postnikov")
 _CONTAINED = {"circle": (), "popov": ("circle",), "lure_postnikov": ("circle", "popov")}
 #: vertex pre-check before the SDP only while it is cheap (vertices × n³ flops)
@@ -214,7 +216,7 @@ def psd_form(sys: LureSystem, criterion: str) -> str:
     ``H'PH`` puts at most 4 times as many non-zeros into the cone data (``nnz(H)²``) as the Schur form's
     extra blocks ``PH``, ``H'P`` and ``−P`` (``2n·nnz(H) + n²``): LP-GRNNs, whose ``A`` is diagonal, and
     loops around them; else ``"schur"``
-    (order ``N + n``, P enters linearly; lmi_engineering.md (b)).
+    (order ``N + n``, P enters linearly; theory §7.6).
     The smaller PSD block makes each first-order iteration cheaper (eigendecompositions cost ``O(k³)``).
 
     >>> dense = LureSystem(A=np.full((10, 10), 0.05), B=np.ones((10, 1)), C=np.ones((1, 10)), D=[[0.0]], K=[1.0])
@@ -346,7 +348,7 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
 
 
 def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
-    """Shift ``form`` to the equilibrium ``eq`` and normalise slopes to [0, K] (notes §3.2–3.3).
+    """Shift ``form`` to the equilibrium ``eq`` and normalise slopes to [0, K] (theory §4.2–4.3).
 
     Returns the :class:`LureSystem` the LMIs are solved on, the normalised SNOF (for
     well-posedness) and a dict of facts for the report.  Channels whose slope interval has zero
@@ -487,6 +489,30 @@ def _vertex_message(vc: VertexCheck, rho0: float) -> str:
             "gain lies in the nonlinearity class; it does not prove the network itself unstable." + hint)
 
 
+CERTIFICATE_FORMAT = "certify-lmi-certificate"
+
+
+def certificate_dict(sys: LureSystem, cert: LMICertificate, validation: Any) -> dict[str, Any]:
+    """A self-contained, JSON-ready certificate: the Luré system, ``P``, the multipliers, the figures.
+
+    Re-checked without any solver by :func:`certify.verify.verify_certificate` (``certify verify FILE``).
+
+    >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> c = LMICertificate("circle", np.eye(1), {"T": np.ones(1)})
+    >>> d = certificate_dict(s, c, validate_certificate(s, c))
+    >>> d["format"], d["criterion"], d["P"]
+    ('certify-lmi-certificate', 'circle', [[1.0]])
+    """
+    return {
+        "format": CERTIFICATE_FORMAT, "version": 1, "criterion": cert.criterion,
+        "system": {"A": sys.A.tolist(), "B": sys.B.tolist(), "C": sys.C.tolist(), "D": sys.D.tolist(),
+                   "K": sys.K.tolist(), "odd": bool(sys.odd)},
+        "P": np.asarray(cert.P).tolist(),
+        "multipliers": {k: np.asarray(v).tolist() for k, v in cert.multipliers.items()},
+        "validation": validation.to_dict() if hasattr(validation, "to_dict") else dict(validation or {}),
+    }
+
+
 def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, margin: float | None = None,
               timeout: float | None = None, prop: Property = Property.GAS, name: str = "lmi",
               w: np.ndarray | None = None, solver_options: Mapping[str, Any] | None = None,
@@ -543,7 +569,7 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     if form.n == 0:
         return _not_proved(name, prop, label, "the system has no state; there is nothing to stabilise.", t0, q,
                            CheckStatus.NOT_APPLICABLE)
-    # --- equilibrium and shift (notes §3.3) -----------------------------------------------------
+    # --- equilibrium and shift (theory §4.3) ----------------------------------------------------
     tp = time.perf_counter()
     eq = equilibrium(form, w)
     q["seconds_equilibrium"] = time.perf_counter() - tp
@@ -559,7 +585,7 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
         sys, T_bal, S_bal = balance_lure(sys0)
         q["balancing"] = {"state_scales": T_bal.tolist(), "channel_scales": S_bal.tolist()}
     q.update({"n": sys.n, "m": sys.m, "odd": sys.odd})
-    # --- well-posedness (notes §1.2) ------------------------------------------------------------
+    # --- well-posedness (theory §2) ---------------------------------------------------------------
     tp = time.perf_counter()
     wp = normed.well_posedness(solver=solver, timeout=None if timeout is None else max(
         timeout - (time.perf_counter() - t0), 0.0))
@@ -591,7 +617,7 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
             proved = chain[-1]
             break
         if criterion != "auto" and (not chain or chain[-1].decision != "infeasible"):
-            # undecided: a contained criterion's certificate proves the same property (notes §2.4(c))
+            # undecided: a contained criterion's certificate proves the same property (theory §7.4)
             for sub in _CONTAINED[crit]:
                 chain = _solve_chain(sys, sub, solver=solver, margin=margin, left=left, options=solver_options,
                                      fallback=True)
@@ -636,11 +662,16 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
         msg = (f"{proved.criterion} LMI feasible with a validated certificate (max eig M = {val.max_eig_M:.3e}, "
                f"relative margin {val.relative_margin:.2e}): the equilibrium is globally asymptotically stable "
                "(hence unique) for every slope-restricted nonlinearity in the declared class; " + scope + via)
+        export_sys, export_cert, export_val = sys, proved.certificate, val
         if T_bal is not None and proved.certificate is not None:
-            orig = validate_certificate(sys0, _unbalance(proved.certificate, T_bal, S_bal))
+            unbalanced = _unbalance(proved.certificate, T_bal, S_bal)
+            orig = validate_certificate(sys0, unbalanced)
             q["validation_unbalanced"] = orig.to_dict()
+            if orig.ok:  # export in the system's own coordinates when the certificate also holds there
+                export_sys, export_cert, export_val = sys0, unbalanced, orig
+        certificate = None if export_cert is None else certificate_dict(export_sys, export_cert, export_val)
         return CheckResult(name=name, property=prop, status=CheckStatus.PROVED, message=msg, quantities=q,
-                           seconds=time.perf_counter() - t0, **common)
+                           seconds=time.perf_counter() - t0, certificate=certificate, **common)
     parts = [a.message for a in attempts]
     if vc is not None and not vc.ok:
         parts.insert(0, _vertex_message(vc, rho0))

@@ -241,6 +241,27 @@ class Report:
         return Decision(d.verdict, d.reasons + self.notes, d.counterexample)
 
     @property
+    def certificate(self) -> dict[str, Any] | None:
+        """The validated LMI certificate behind a ``certified`` verdict, ready to save as JSON.
+
+        The Luré system it is about (``A, B, C, D``, slope bounds ``K``), the Lyapunov matrix ``P``, the
+        multipliers and the float64 validation figures, plus the model's SHA-256 and the check's name.
+        ``certify verify FILE`` (:func:`certify.verify.verify_certificate`) re-checks it without any solver.
+        ``None`` when no LMI proved the verdict (closed-form δISS certificates are their residuals, in
+        the checks).
+        """
+        for c in self.checks:
+            if c.scope == "model" and c.proved and c.certificate is not None:
+                out = jsonable(c.certificate)
+                if self.loop and self.loop.get("builtin_plant"):
+                    out["builtin_plant"] = self.loop.get("builtin_plant")
+                out.update({"check": c.name, "property": c.property.value, "subject": self.subject,
+                            "model_sha256": self.model.get("sha256"), "model_path": self.model.get("path"),
+                            "tool_version": self.tool_version, "created": self.created})
+                return out
+        return None
+
+    @property
     def verdict(self) -> Verdict:
         return self.decision.verdict
 
