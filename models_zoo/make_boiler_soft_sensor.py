@@ -5,10 +5,10 @@ variant, ``<name>.onnx`` (one-step cell graph with certify metadata), ``<name>.p
 ``<name>.pt.certify.json`` sidecar:
 
 * ``boiler_lpgrnn_linear``  — LP-GRNN with an explicit linear term (a direct path from the inputs to the
-  estimate, as in seed 004's gR-SS-NN).  With the built-in boiler loop it certifies.
+  estimate, as in the gR-SS-NN of Schoukens 2021).  With the built-in boiler loop it certifies.
 * ``boiler_lpgrnn_plain``   — the same without the linear term.  Its estimate has no linear path from the
   measurements, so the velocity PI's integrator is open in the "all network slopes zero" member of the
-  sector class: no global certificate can exist, and ``certify`` says why (lure notes §6.4).
+  sector class: no global certificate can exist, and ``certify`` says why (docs/theory.md §9).
 
 Data: ``certify.datasets.boiler_pressure_dataset`` (inputs E, u1(k−1), u2, u3; output p; Ts = 10 s),
 min-max scaled to [−1, 1] with the ranges stored in the model metadata.
@@ -93,7 +93,7 @@ def train_model(linear: bool, *, epochs: int, seed: int = 0, n_hidden: int = 4, 
     starts = np.arange(0, U.shape[0] - seq, seq // 2)
     model = LPGRNN(4, n_hidden, n_gate, linear, seed)
     if linear:
-        # explicit linear term initialised by least squares (seed 004: start from a linear approximation);
+        # explicit linear term initialised by least squares (Schoukens 2021: start from a linear approximation);
         # the recurrent part then learns the residual.
         Xls = np.column_stack([U.numpy(), np.ones(U.shape[0])])
         coef, *_ = np.linalg.lstsq(Xls, Y.numpy()[:, 0], rcond=None)

@@ -1,4 +1,5 @@
-"""Train the bundled quadruple-tank models (seed 003 §V setting, CPU-sized) on simulated data.
+"""Train the bundled quadruple-tank models (Bonassi, Farina & Scattolini 2021, §V setting,
+CPU-sized) on simulated data.
 
 Reproducible: ``python models_zoo/make_quadtank_models.py`` (CPU, about a minute).  Data: the nonlinear
 HD-MPC four-tank model (``certify.datasets.quadruple_tank_dataset``, MPRS flows, Ts = 15 s), inputs (qa, qb)

@@ -5,7 +5,7 @@ Entry point: :func:`check_diss`.  Every layer of the stack gets one check per pr
 names ``"diss.iss"`` / ``"diss.delta_iss"``) that is proved iff every layer's check is proved: a
 cascade of δISS (ISS) systems is δISS (ISS) (docs/theory.md §8).
 
-Input bounds (notes §1.1): layer 0 uses the declared input range (``input_range`` argument, else
+Input bounds (docs/theory.md §8): layer 0 uses the declared input range (``input_range`` argument, else
 ``net.info.input_range``, else ``[−1, 1]`` *assumed* and recorded in ``quantities["assumptions"]``),
 through its per-input absolute bound ``ū`` (``W·diag(ū)`` inside the norms); layer ``i > 0`` uses the
 bound on layer ``i−1``'s output proved by that layer's check (GRU/LSTM/tanh-Elman: 1; LP-GRNN and

@@ -6,7 +6,7 @@ Elman RNN, LP-GRNN, SS-NN / gR-SS-NN and the generic :class:`~certify.networks.A
     q = C_q x + D_qp p + (input terms),   p = φ(q),   x⁺ = A x + B_p p + (input terms)
 
 with ``D_qp`` strictly lower triangular and channel slopes in ``[0, L_i]`` (tanh, relu: 1; sigmoid:
-¼).  Derivation [R] (comparison matrix, midpoint form).  For two states under the same input the
+¼).  Derivation (docs/theory.md §8.4; comparison matrix, midpoint form).  For two states under the same input the
 mean-value theorem per channel gives ``Δp = Λ (C_q Δx + D_qp Δp)`` with ``Λ = diag(λ_i)``,
 ``λ_i ∈ [0, L_i]``.  Write ``Λ = Λ_c + δ``, ``Λ_c = L/2``, ``|δ| ≤ L/2``:
 
@@ -125,13 +125,13 @@ def _want_2(ctx: LayerContext, n: int, rates: dict[str, Any]) -> bool:
 
 
 def elman_checks(layer: ElmanLayer, ctx: LayerContext) -> LayerOutcome:
-    """δISS / ISS of ``h⁺ = φ(W u + U h + b)`` (notes §5): ``‖U‖_p < 1/L`` for p = ∞, 2, or the
+    """δISS / ISS of ``h⁺ = φ(W u + U h + b)`` (theory §8.3): ``‖U‖_p < 1/L`` for p = ∞, 2, or the
     diagonally scaled ``‖D U D⁻¹‖∞`` (D from the Perron vector of ``|U|``, ≈ ρ(|U|)) and
     ``‖D U D⁻¹‖₂`` (D = diag(√(w/v)) from the left/right Perron vectors; ≤ ρ(|U|)).  Norm names in
     ``quantities["norm"]``: ``inf``, ``inf_weighted`` (max|x_i|/v_i), ``2``, ``2_scaled`` (‖x/v‖₂).
 
     Output bound for the layer above: 1 for tanh; for relu the ball ``‖h‖∞ ≤ β``,
-    ``β = ‖[W diag(ū) b]‖∞ / (1 − ‖U‖∞)``, is forward invariant when ``‖U‖∞ < 1`` [R].
+    ``β = ‖[W diag(ū) b]‖∞ / (1 − ‖U‖∞)``, is forward invariant when ``‖U‖∞ < 1`` (theory §8.5).
 
     >>> out = elman_checks(ElmanLayer(W=[[1.0]], U=[[-0.8]], b=[0.0]), LayerContext(0, np.ones(1), "", 1e-9, None))
     >>> round(out.checks[1].margin, 12)
@@ -145,7 +145,7 @@ def elman_checks(layer: ElmanLayer, ctx: LayerContext) -> LayerOutcome:
     rates.pop("_two")
     if _want_2(ctx, n, rates):
         rates["rate_2"] = L * norm_2(layer.U)  # = the engine's 2-norm bound, with one SVD instead of three
-        # diagonally scaled 2-norm ‖D U D⁻¹‖₂, D = diag(√(w/v)) from the Perron vectors of |U| [R]:
+        # diagonally scaled 2-norm ‖D U D⁻¹‖₂, D = diag(√(w/v)) from the Perron vectors of |U| (§8.3):
         # D Δh⁺ = Φ (D U D⁻¹) D Δh with Φ diagonal in [0, L], so any D > 0 is sound
         v, w = rates["weights"], perron_rate(np.abs(layer.U).T)[1]
         d = np.sqrt(w / v)
@@ -169,7 +169,7 @@ def lpgrnn_checks(layer: LPGRNNLayer, ctx: LayerContext) -> LayerOutcome:
 
     The module docstring's comparison matrix becomes ``G = |Z + ½(I−Z)U_h| + |I−Z| (½|U_h| + ¼|V_h||U_r|)``
     (``Z = diag(z)``, any sign of z), never larger than the crude ``|Z| + |I−Z| (|U_h| + ¼|V_h||U_r|)``
-    and equal to the exact Lipschitz constant ``max(|z|, |z + (1−z)U_h|)`` in the scalar case with V_h = 0.  Output bound for the layer above [R]: with
+    and equal to the exact Lipschitz constant ``max(|z|, |z + (1−z)U_h|)`` in the scalar case with V_h = 0.  Output bound for the layer above (theory §8.5): with
     ``|z_j| < 1`` the box ``|h_j| ≤ β_j = |1 − z_j| / (1 − |z_j|)`` is forward invariant
     (``|h⁺_j| ≤ |z_j|β_j + |1 − z_j|``); β = 1 for z ∈ [0, 1).
 

@@ -97,7 +97,7 @@ def sig(v: float) -> float:
 def rowsum(*mats: np.ndarray) -> np.ndarray:
     """Row sums of absolute values of the horizontally concatenated arrays (vectors = one column).
 
-    ``max(rowsum(W, U, b)) == ‖[W U b]‖∞`` (notes §1.1).
+    ``max(rowsum(W, U, b)) == ‖[W U b]‖∞`` (docs/theory.md §8).
 
     >>> rowsum(np.array([[1.0, -2.0]]), np.array([-3.0])).tolist()
     [6.0]
@@ -157,7 +157,7 @@ def norm_2_lower(A: np.ndarray, iters: int = 12) -> float:
 
 
 def scaled_cols(W: np.ndarray, u_bar: np.ndarray) -> np.ndarray:
-    """``W · diag(ū)`` (notes §1.1: rescale input weights by the per-input abs bound, never ``W ū``).
+    """``W · diag(ū)`` (docs/theory.md §8: rescale input weights by the per-input abs bound, never ``W ū``).
 
     >>> scaled_cols(np.array([[1.0, 1.0], [2.0, -1.0]]), np.array([0.5, 3.0])).tolist()
     [[0.5, 3.0], [1.0, -3.0]]
@@ -228,7 +228,7 @@ def perron_rate(G: np.ndarray, iters: int = 60) -> tuple[float, np.ndarray]:
     """Best weighted-∞ contraction rate of a nonnegative comparison matrix found by power iteration.
 
     Returns ``(λ, v)`` with ``v > 0`` and ``λ = max_i (G v)_i / v_i``, so that ``|Δx⁺| ≤ G |Δx|``
-    componentwise implies ``‖Δx⁺‖_v ≤ λ ‖Δx‖_v`` with ``‖x‖_v = max_i |x_i| / v_i`` [R]
+    componentwise implies ``‖Δx⁺‖_v ≤ λ ‖Δx‖_v`` with ``‖x‖_v = max_i |x_i| / v_i`` (theory §8.4)
     (any positive ``v`` is valid; the Perron vector makes ``λ`` approach ``ρ(G)``).  ``v = 1``
     (plain ‖G‖∞) is always among the candidates.
 

@@ -1,8 +1,8 @@
 """Closed-form ISS / δISS residuals of gated layers: GRU (both reset conventions) and LSTM.
 
-Formulas: docs/theory.md §8 (GRU, Bonassi et al. SCL 2021 Thm. 1 (14) and Thm. 2 (24);
-adapted PyTorch / ONNX ``linear_before_reset=1`` bound §2.3) and §3 (LSTM, Terzi et al. / Bonassi et
-al. deep LSTM, Prop. 1 (5a–5d), Thm. 1 (8)).  Inputs enter through ``W·diag(ū)`` (notes §1.1) with the
+Formulas: docs/theory.md §8.1 (GRU, Bonassi, Farina & Scattolini 2021, Thm. 1 (14) and Thm. 2 (24);
+adapted PyTorch / ONNX ``linear_before_reset=1`` bound derived there) and §8.2 (LSTM, Terzi et al. 2021 /
+Bonassi et al. 2023, Prop. 1 (5a–5d), Thm. 1 (8)).  Inputs enter through ``W·diag(ū)`` (theory §8) with the
 layer's actual input bound ``ū``; the state bound is 1 (GRU invariant set ``[−1, 1]ⁿ``; LSTM hidden
 ``|h| < 1``).
 """
@@ -45,22 +45,22 @@ def _no_input_bound(ctx: LayerContext, layer_kind: str, names: tuple[str, str]) 
 def gru_checks(layer: GRULayer, ctx: LayerContext) -> LayerOutcome:
     """ISS and δISS residuals of one GRU layer (∞-norm), with the contraction rate and the ISS bound.
 
-    Bonassi convention (``reset_after=False``; notes §2.1)::
+    Bonassi convention (``reset_after=False``; Bonassi, Farina & Scattolini 2021)::
 
         ν_ISS  = ‖U_r‖∞ σ̄_f − 1
         ν_δISS = ‖U_r‖∞ (¼‖U_f‖∞ + σ̄_f) − 1 + ¼ (1 + φ̄)/(1 − σ̄_z) ‖U_z‖∞
 
-    PyTorch / ONNX lbr=1 (``reset_after=True``; notes §2.3, [R]) replaces ``‖U_r‖·¼‖U_f‖`` by
-    ``¼‖W_hr‖∞ ‖[W_hn b_hn]‖∞`` — ``b_hn`` is never folded into ``b_in`` (notes §2.4).
+    PyTorch / ONNX lbr=1 (``reset_after=True``; derived, theory §8.1) replaces ``‖U_r‖·¼‖U_f‖`` by
+    ``¼‖W_hr‖∞ ‖[W_hn b_hn]‖∞`` — ``b_hn`` is never folded into ``b_in`` (theory §8.1).
     In this module's names (PyTorch's): Bonassi ``U_r → U_n``, ``U_f → U_r``, ``f → r``.
 
     φ̄ bounds the candidate: ``φ̄ = tanh(max_j Σ|W_n,jk|ū_k + |b_in,j| (+|b_hn,j| for Bonassi)
-    + σ̄_r (Σ|U_n,jk| (+|b_hn,j| for PyTorch)))`` [R], valid since ``|r∘h| ≤ σ̄_r``; this is the
-    tighter bound of notes §2.3, used for both conventions so that they agree when ``b_hn = 0``.
+    + σ̄_r (Σ|U_n,jk| (+|b_hn,j| for PyTorch)))`` (derived), valid since ``|r∘h| ≤ σ̄_r``; this is the
+    tighter bound of theory §8.1, used for both conventions so that they agree when ``b_hn = 0``.
     The paper's cruder ``φ̄ = tanh(‖[W_n U_n b]‖∞)`` and its residual are reported as
     ``phi_bar_paper`` / ``nu_paper``.
 
-    Rates [R] (notes §2.1): ``λ_δ = 1 + (1 − σ̄_z) ν_δISS`` gives ``‖Δx⁺‖∞ ≤ λ_δ ‖Δx‖∞`` for states in
+    Rates (theory §8.1): ``λ_δ = 1 + (1 − σ̄_z) ν_δISS`` gives ``‖Δx⁺‖∞ ≤ λ_δ ‖Δx‖∞`` for states in
     ``[−1, 1]ⁿ`` and the same input; ISS: ``a = σ̄_r‖U_n‖∞``, ``c = max_j(Σ|W_n,jk|ū_k + |b|_j)``,
     ``x̄ = c/(1 − a)``, ``λ_ISS = σ̄_z + (1 − σ̄_z) a`` and ``‖x(k)‖∞ ≤ x̄ + λ_ISSᵏ max(0, ‖x(0)‖∞ − x̄)``.
 
@@ -88,7 +88,7 @@ def gru_checks(layer: GRULayer, ctx: LayerContext) -> LayerOutcome:
         nUn_b = float(np.max(rs_Un + abs_hn))  # ‖[W_hn b_hn]‖∞
         phi = math.tanh(float(np.max(rs_Wn + abs_in + s_r * (rs_Un + abs_hn))))
         phi_paper = math.tanh(float(np.max(rs_Wn + rs_Un + abs_in + abs_hn)))
-        kappa = s_r * nUn + 0.25 * nUr * nUn_b  # §2.3
+        kappa = s_r * nUn + 0.25 * nUr * nUn_b  # theory §8.1
         c = float(np.max(rs_Wn + abs_in + s_r * abs_hn))
         q["norm_Un_bhn_inf"] = nUn_b
     else:
@@ -104,7 +104,7 @@ def gru_checks(layer: GRULayer, ctx: LayerContext) -> LayerOutcome:
         norm_Un_inf=nUn, norm_Ur_inf=nUr, norm_Uz_inf=nUz, kappa=kappa, norm="inf",
         invariant_set="[-1, 1]^n (GRU states; Lemma 1)",
     )
-    # ISS (Thm. 1 (14)) with the ultimate bound [R]
+    # ISS (Thm. 1 (14)) with the ultimate bound (derived, theory §8.1)
     nu_iss = a - 1.0
     q_iss = dict(q)
     if a < 1.0:
@@ -116,7 +116,7 @@ def gru_checks(layer: GRULayer, ctx: LayerContext) -> LayerOutcome:
         ctx, Property.ISS, f"{conv}_iss", nu_iss,
         f"ISS: ν = {nu_iss:.6g} < 0; states approach ‖x‖∞ ≤ {c / max(1e-300, 1 - a):.4g}.", q_iss, dt,
     )
-    # δISS (Thm. 2 (24) / §2.3)
+    # δISS (Thm. 2 (24) / theory §8.1)
     if one_minus <= 0.0:
         nu_d = math.inf
         lam_d = math.inf
@@ -151,8 +151,8 @@ def _rho2(A: np.ndarray) -> tuple[float, np.ndarray]:
 def _lstm_variant(p: str, norms: dict[str, float], g: dict[str, float]) -> dict[str, Any]:
     s_f, s_i, s_o, phi_c, x_bar, phi_x = (g[k] for k in ("s_f", "s_i", "s_o", "phi_c", "x_bar", "phi_x"))
     nUc, nUf, nUi, nUo = (norms[k] for k in ("U_c", "U_f", "U_i", "U_o"))
-    nu_iss = s_f + s_o * s_i * nUc - 1.0  # §3.3: ρ(A) − 1 (A has rank one)
-    alpha = 0.25 * nUf * x_bar + s_i * nUc + 0.25 * nUi * phi_c  # §3.4
+    nu_iss = s_f + s_o * s_i * nUc - 1.0  # theory §8.2: ρ(A) − 1 (A has rank one)
+    alpha = 0.25 * nUf * x_bar + s_i * nUc + 0.25 * nUi * phi_c  # theory §8.2
     A_d = np.array([[s_f, alpha], [s_o * s_f, s_o * alpha + 0.25 * phi_x * nUo]])
     nu_d = s_f + s_o * alpha + 0.25 * phi_x * nUo * (1.0 - s_f) - 1.0  # scalar form of ρ(A_δ) < 1
     rho_d, w = _rho2(A_d)
@@ -164,7 +164,7 @@ def _lstm_variant(p: str, norms: dict[str, float], g: dict[str, float]) -> dict[
 
 
 def lstm_checks(layer: LSTMLayer, ctx: LayerContext) -> LayerOutcome:
-    """ISS and δISS of one LSTM layer in the ∞- and 2-norm (proved if either passes; notes §3.2–3.4).
+    """ISS and δISS of one LSTM layer in the ∞- and 2-norm (proved if either passes; theory §8.2).
 
     With ``σ̄_g = σ(‖[W_g diag(ū) U_g b_g]‖∞)``, ``φ̄_c = tanh(‖[W_g diag(ū) U_g b_g]‖∞)`` (cell input
     g), ``x̄ = σ̄_i φ̄_c / (1 − σ̄_f)``, ``φ̄_x = tanh(x̄)`` and ``α = ¼‖U_f‖x̄ + σ̄_i‖U_g‖ + ¼‖U_i‖φ̄_c``::
@@ -174,7 +174,7 @@ def lstm_checks(layer: LSTMLayer, ctx: LayerContext) -> LayerOutcome:
 
     The invariant set is ``‖c‖∞ ≤ x̄, ‖h‖∞ ≤ σ̄_o φ̄_x``.  ``[‖Δc⁺‖, ‖Δh⁺‖] ≤ A_δ [‖Δc‖, ‖Δh‖]``
     componentwise, so with the left Perron vector ``w`` of ``A_δ`` the weighted norm
-    ``w_c‖Δc‖_p + w_h‖Δh‖_p`` contracts at rate ``ρ(A_δ)`` [R].
+    ``w_c‖Δc‖_p + w_h‖Δh‖_p`` contracts at rate ``ρ(A_δ)`` (derived, theory §8.2).
 
     >>> z = np.zeros
     >>> l = LSTMLayer(*(z((1, 1)),) * 4, *(z((1, 1)),) * 4, *(z(1),) * 4)

@@ -1,6 +1,6 @@
-"""Solver-independent re-check of Luré-type LMI certificates (lure notes §2.3, §8; lmi_engineering.md).
+"""Solver-independent re-check of Luré-type LMI certificates (docs/theory.md §7.3, §7.9).
 
-The LMI is written in the compact selection-matrix form of notes §2.3 on ``ξ = [x; p; p⁺]`` (or
+The LMI is written in the compact selection-matrix form of theory §7.3 on ``ξ = [x; p; p⁺]`` (or
 ``ξ = [x; p]`` for the circle criterion)::
 
     M(P, t) = G'P G − E_x'P E_x + Σ_j He(L_j' diag(t_j) R_j)
@@ -54,10 +54,10 @@ class LMIStructure:
 
 
 def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) -> LMIStructure:
-    """Selection-matrix data of notes §2.3 (3-block) or §2.4(a) (circle, 2-block).
+    """Selection-matrix data of theory §7.3 (3-block) or §7.4 (circle, 2-block).
 
     ``popov`` is the 3-block LMI with the Luré–Postnikov term and the sector terms only
-    (Λ, T1, T2; no slope term T3), which contains the circle and DT Popov criteria (notes §2.4c).
+    (Λ, T1, T2; no slope term T3), which contains the circle and DT Popov criteria (theory §7.4).
     ``lure_postnikov`` adds the slope term T3, and T4 when ``use_odd`` (default: ``sys.odd``).
     ``Δq = C(A − I)x + CBp + Dp⁺ − Dp`` is formed with ``A − I`` (no cancellation near the unit circle).
 
@@ -94,7 +94,7 @@ def lmi_structure(sys: LureSystem, criterion: str, use_odd: bool | None = None) 
     Gqp = np.hstack([C @ A, CB, D])                 # q⁺
     dE = Epp - Ep
     terms: list[tuple[str, np.ndarray, np.ndarray]] = [
-        # 2 p⁺'Λ Δq − Δp'Λ K⁻¹ Δp  (Luré–Postnikov integral bound, notes §2.2)
+        # 2 p⁺'Λ Δq − Δp'Λ K⁻¹ Δp  (Luré–Postnikov integral bound, theory §7.2)
         ("Lambda", Epp, dG),
         ("Lambda", dE, -0.5 * dE / Km),
         ("T1", Ep, Km * Gq - Ep),        # sector at k

@@ -8,7 +8,8 @@ Blocks, in this order, joined by :func:`certify.snof.interconnect` (``u_all = L 
   ``p = sat(q)``, outputs ``[u(k), u(k−1)]`` (docs/theory.md); positional form: state ``[ξ, u(k−1)]``,
   ``q = u_bias + K_p e + K_i ξ``, ``ξ⁺ = ξ + T_s e`` (the second state only delays u for the network).
 
-Scaling enters as gains in ``L`` and offsets in ``o`` (notes §6.3): offsets only move the equilibrium.
+Scaling enters as gains in ``L`` and offsets in ``o`` (docs/theory.md §6; Hilgert & Schwung 2025,
+eq. (22)): offsets only move the equilibrium.
 The closed-loop state is ``[plant x; network x; PI x]``; its channels are the network's, then the
 saturation.
 """

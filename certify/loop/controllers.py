@@ -11,7 +11,7 @@ positional, state ``[ξ, u(k−1)]`` (ξ the integral of e; u(k−1) only delays
     u(k) = sat(u_bias + K_p e(k) + K_i ξ(k)),              ξ(k+1) = ξ(k) + T_s e(k)
 
 The positional form keeps an open integrator when the saturation is flat (slope 0 is in the class),
-so no global sector/slope certificate can exist for it (notes §6.2); the velocity form avoids that.
+so no global sector/slope certificate can exist for it (docs/theory.md §9); the velocity form avoids that.
 Gains are those of ``C(s) = K_p + K_i/s`` discretised exactly by ZOH (``K_i T_s/(z − 1)``, docs/theory.md §6).
 """
 

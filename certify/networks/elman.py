@@ -1,4 +1,4 @@
-"""Elman (vanilla) RNN layer: ``h⁺ = φ(W u + U h + b)`` with φ = tanh or relu (notes §5).
+"""Elman (vanilla) RNN layer: ``h⁺ = φ(W u + U h + b)`` with φ = tanh or relu (docs/theory.md §8.3).
 
 ``b`` is the sum of PyTorch's ``b_ih + b_hh`` (ONNX ``Wb + Rb``).
 """

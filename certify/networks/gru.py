@@ -10,9 +10,9 @@ Equations (u: layer input, h: state; gate names follow PyTorch)::
         n = tanh(W_n u + U_n (r ∘ h) + b_in + b_hn)
     h⁺ = z ∘ h + (1 − z) ∘ n
 
-Bonassi's names map as z→z, f→r, candidate r→n, U_r→U_n (notes §2.2).  ``b_z`` and ``b_r`` are
+Bonassi's names map as z→z, f→r, candidate r→n, U_r→U_n (docs/theory.md §8.1).  ``b_z`` and ``b_r`` are
 the sums of the input and recurrent gate biases; ``b_in`` and ``b_hn`` are kept apart because
-folding ``b_hn`` into ``b_in`` is wrong for ``reset_after=True`` (notes §2.4).
+folding ``b_hn`` into ``b_in`` is wrong for ``reset_after=True`` (theory §8.1).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Registry of conic (SDP) backends reached through CVXPY: capabilities, options, a strict status map,
-a memory estimate for interior-point solves, and a typed outcome (lmi_engineering.md: formulation and
+a memory estimate for interior-point solves, and a typed outcome (docs/theory.md §7.6: formulation and
 solver choice decide speed; a status never decides).
 
 Every SDP certify solves (the stability LMIs and the well-posedness LMI) goes through :func:`run`, with

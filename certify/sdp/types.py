@@ -1,6 +1,6 @@
 """Data types shared by the reductions (:mod:`certify.snof.transform`) and the criteria
 (:mod:`certify.criteria.lmi`, :mod:`certify.criteria.validate`): the shifted, normalised Luré system and
-an LMI certificate (lure notes §2.3).  NumPy only.
+an LMI certificate (docs/theory.md §7.3).  NumPy only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 class LureSystem:
     """Shifted, normalised Luré system ``x⁺ = A x + B p, q = C x + D p, p = ψ(q)``, ψ_i slope [0, K_i].
 
-    ``odd`` is True when every ψ_i is odd (then the T4 term of notes §2.3 is allowed).
+    ``odd`` is True when every ψ_i is odd (then the T4 term of theory §7.3 is allowed).
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> s.n, s.m

@@ -1,5 +1,5 @@
 """Standard nonlinear operator form (SNOF): the form, channels, interconnection, loop transformations,
-network conversion, and the LMI check entry point (lure notes §1–§5)."""
+network conversion, and the LMI check entry point (docs/theory.md §1–§5, §7)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A channel evaluates ``φ(q) = out_gain · (base(in_gain · q + q_offset) − p_offset) − lin · q`` where
 ``base`` is one of the elementary activations.  The affine wrapper is what loop transformations
-produce (lure notes §3.1 sigmoid→tanh rescaling, §3.2 slope normalisation, §3.3 equilibrium shift).
+produce (docs/theory.md §4.1 sigmoid→tanh rescaling, §4.2 slope normalisation, §4.3 equilibrium shift).
 
 The properties the LMI relies on (``slope``, ``sector``, ``odd``) are *computed* from that description
 and cannot be set by hand, so a channel can never claim a tighter class than its function obeys.
@@ -17,7 +17,7 @@ import numpy as np
 from certify.errors import InvalidInputError
 from certify.networks.base import sigmoid
 
-#: slope interval of each elementary function (lure notes §1.1 table)
+#: slope interval of each elementary function (docs/theory.md §1, "Channels")
 BASE_SLOPES: dict[str, tuple[float, float]] = {
     "tanh": (0.0, 1.0),
     "sigmoid": (0.0, 0.25),
@@ -134,7 +134,7 @@ class Channel:
         return self.out_gain * (_base(self.kind, v, self.limits) - self.p_offset) - self.lin * q
 
     def shifted(self, q_star: float) -> Channel:
-        """``ψ(δ) = φ(q* + δ) − φ(q*)`` (lure notes §3.3): same slope bounds, ψ(0) = 0.
+        """``ψ(δ) = φ(q* + δ) − φ(q*)`` (theory §4.3): same slope bounds, ψ(0) = 0.
 
         >>> ch = Channel("tanh").shifted(0.5)
         >>> float(ch.evaluate(np.zeros(1))[0]), ch.odd

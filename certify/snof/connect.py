@@ -1,4 +1,4 @@
-"""Static interconnection of SNOF blocks and the Redheffer star product (lure notes §4).
+"""Static interconnection of SNOF blocks and the Redheffer star product (docs/theory.md §3).
 
 A block is any :class:`~certify.snof.form.SNOF`; an LTI system is a SNOF without channels (for a static
 gain, also without states).  ``interconnect`` stacks blocks block-diagonally (inputs ``u_all``, outputs
@@ -7,7 +7,7 @@ gain, also without states).  ``interconnect`` stacks blocks block-diagonally (in
 
     y = N (C_y x + D_yp p + D_yu (G w + o) + b_y),    u = L y + G w + o
 
-substituted into each block's state and channel equations (notes §4, formula for A_cl … c_q).
+substituted into each block's state and channel equations (theory §3, formula for A_cl … b_z).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _loop_solve(X: np.ndarray, rhs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def star_product(P: SNOF, Q: SNOF, n_u: int, n_y: int, *, require_well_posed: bool = True) -> SNOF:
-    """Redheffer star product ``P ⋆ Q`` (MATLAB ``lft(P, Q, nu, ny)`` convention, notes §4).
+    """Redheffer star product ``P ⋆ Q`` (MATLAB ``lft(P, Q, nu, ny)`` convention, theory §3).
 
     The last ``n_u`` inputs of ``P`` are driven by the first ``n_u`` outputs of ``Q``; the first
     ``n_y`` inputs of ``Q`` are driven by the last ``n_y`` outputs of ``P``.  The result has inputs
@@ -171,7 +171,7 @@ def star_product(P: SNOF, Q: SNOF, n_u: int, n_y: int, *, require_well_posed: bo
 
 
 def redheffer(Pm: np.ndarray, Qm: np.ndarray, n_u: int, n_y: int) -> np.ndarray:
-    """Star product of two constant matrices with the formulas of notes §4 (S11 … S22).
+    """Star product of two constant matrices with the formulas of theory §3 (S11 … S22).
 
     ``Pm`` maps ``[w1; u] → [z1; y]`` (``u`` has ``n_u`` rows, ``y`` has ``n_y``); ``Qm`` maps
     ``[y; w2] → [u; z2]``.

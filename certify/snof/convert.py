@@ -1,4 +1,5 @@
-"""Canonical networks → SNOF (lure notes §5.4 for the LP-GRNN; one block per layer, joined by
+"""Canonical networks → SNOF (docs/theory.md §5; LP-GRNN after Hilgert & Schwung 2025, eq. (13);
+one block per layer, joined by
 :func:`~certify.snof.connect.interconnect`).
 
 The SNOF's state is the network state (layers bottom first), its input ``w`` the network input and
@@ -27,7 +28,8 @@ from certify.snof.form import SNOF
 _GATED_MSG = (
     "{kind} layers have no exact SNOF: their Hadamard (elementwise) gating multiplies two signals, which "
     "is not a static slope-restricted nonlinearity, so the Luré–Postnikov/circle LMIs do not apply "
-    "(lure notes §5.3). Use the closed-form δISS/ISS tests for gated networks instead (criterion "
+    "(Hilgert & Schwung 2025, Prop. IV.2; docs/theory.md §5). Use the closed-form δISS/ISS tests for "
+    "gated networks instead (criterion "
     "'diss'), or an LP-GRNN / Elman / state-space network for the LMI path."
 )
 
@@ -47,7 +49,7 @@ def layer_to_snof(layer: object) -> SNOF:
                     D_qw=layer.W, b_q=layer.b, C_z=np.zeros((H, H)), D_zp=np.eye(H),
                     channels=(Channel(layer.activation),) * H)
     if isinstance(layer, LPGRNNLayer):
-        # notes §5.4 (without the sigmoid→tanh rewrite): p = [σ(q_r); tanh(q_h)]
+        # theory §5 (without the sigmoid→tanh rewrite): p = [σ(q_r); tanh(q_h)]
         n, nr, nu = layer.n_state, layer.n_gate, layer.n_in
         Z = np.diag(layer.z)
         Bp = np.hstack([np.zeros((n, nr)), np.eye(n) - Z])

@@ -1,10 +1,11 @@
-"""The discrete-time standard nonlinear operator form (SNOF), lure notes §1.1::
+"""The discrete-time standard nonlinear operator form (SNOF), Hilgert & Schwung 2025, eq. (2);
+docs/theory.md §1::
 
     x(k+1) = A   x + B_p  p + B_w  w + b_x
     q(k)   = C_q x + D_qp p + D_qw w + b_q
     z(k)   = C_z x + D_zp p + D_zw w + b_z          p = φ(q) channel by channel
 
-with well-posedness of the implicit loop ``q = C_q x + D_qp φ(q) + …`` (notes §1.2).
+with well-posedness of the implicit loop ``q = C_q x + D_qp φ(q) + …`` (theory §2).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class SNOF:
         return np.array([c.K for c in self.channels])
 
     def matrix(self) -> np.ndarray:
-        """The constant LFT 𝐌 = [[A, B_p, B_w], [C_q, D_qp, D_qw], [C_z, D_zp, D_zw]] (notes §1.1)."""
+        """The constant LFT 𝐌 = [[A, B_p, B_w], [C_q, D_qp, D_qw], [C_z, D_zp, D_zw]] (theory §1)."""
         return np.block([[self.A, self.B_p, self.B_w], [self.C_q, self.D_qp, self.D_qw],
                          [self.C_z, self.D_zp, self.D_zw]])
 
@@ -194,7 +195,7 @@ class SNOF:
     # --- well-posedness ------------------------------------------------------------------------
     def well_posedness(self, *, solver: str | None = None, timeout: float | None = None,
                        options: Any = None) -> WellPosedness:
-        """Decide whether ``q = C x + D_qp φ(q) + c`` has a unique solution for every x, w (notes §1.2).
+        """Decide whether ``q = C x + D_qp φ(q) + c`` has a unique solution for every x, w (theory §2).
 
         A structurally nilpotent ``D_qp`` needs no SDP; otherwise the diagonal LMI of Richardson & Turner
         (2024, Lemma 2) is solved through :func:`certify.sdp.solvers.run` with ``solver`` (default by
@@ -274,7 +275,7 @@ def _solve_implicit(form: SNOF, base: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def normalised_D(form: SNOF) -> np.ndarray | None:
-    """``D̃ = (I − D diag(α))⁻¹ D diag(K)``: D_qp seen by slope-[0,1] channels (notes §3.2), or None."""
+    """``D̃ = (I − D diag(α))⁻¹ D diag(K)``: D_qp seen by slope-[0,1] channels (theory §2, §4.2), or None."""
     alpha = np.array([c.slope[0] for c in form.channels])
     Mi = np.eye(form.m) - form.D_qp * alpha[None, :]
     if np.linalg.cond(Mi) > 1e12:
@@ -284,7 +285,7 @@ def normalised_D(form: SNOF) -> np.ndarray | None:
 
 def _diagonal_lmi_well_posedness(form: SNOF, margin: float = 1e-6, *, solver: str | None = None,
                                  timeout: float | None = None, options: Any = None) -> WellPosedness:
-    """Richardson & Turner Lemma 2 (notes §1.2): diagonal V ≻ 0 with 2V − V D̃ − D̃'V ≻ 0, re-checked.
+    """Richardson & Turner 2024, Lemma 2 (theory §2): diagonal V ≻ 0 with 2V − V D̃ − D̃'V ≻ 0, re-checked.
 
     The SDP runs through the backend registry (:mod:`certify.sdp.solvers`): the user's backend, options
     and time budget, and its honest status map (a backend that cannot decide gives ``unproved``).

@@ -1,12 +1,12 @@
-"""Loop transformations with apply/invert pairs (CVXPY-reduction style), lure notes §3.
+"""Loop transformations with apply/invert pairs (CVXPY-reduction style), docs/theory.md §4.
 
 Each ``apply`` function returns ``(new_form, inverse)``; ``inverse.invert(cert)`` maps an LMI
 certificate found for ``new_form`` back to the original coordinates (or returns ``None`` when the
 two LMIs live in different coordinates), where it can be re-validated.
 
-* :func:`sigmoid_to_tanh` — σ(v) = ½ + ½ tanh(v/2) (notes §3.1);
-* :func:`normalize_slopes` — slope [α, β] → [0, β − α] (notes §3.2);
-* :func:`equilibrium` / :func:`shift_to_equilibrium` — constant inputs and biases (notes §3.3).
+* :func:`sigmoid_to_tanh` — σ(v) = ½ + ½ tanh(v/2) (theory §4.1);
+* :func:`normalize_slopes` — slope [α, β] → [0, β − α] (theory §4.2);
+* :func:`equilibrium` / :func:`shift_to_equilibrium` — constant inputs and biases (theory §4.3).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _is_raw_sigmoid(c: Channel) -> bool:
 
 
 def sigmoid_to_tanh(form: SNOF) -> tuple[SNOF, ChannelScaling]:
-    """Rewrite raw sigmoid channels as tanh channels (notes §3.1): ``q_t = q/2``, ``p = ½ + ½ p_t``.
+    """Rewrite raw sigmoid channels as tanh channels (theory §4.1): ``q_t = q/2``, ``p = ½ + ½ p_t``.
 
     With ``R = diag(½ on sigmoid rows)``, ``S = diag(½ on sigmoid columns)``, ``c = ½ on sigmoid``:
     ``C̃_q = R C_q, D̃_qp = R D_qp S, D̃_qw = R D_qw, b̃_q = R(b_q + D_qp c)``,
@@ -88,7 +88,7 @@ class SlopeNormalization:
 
 
 def normalize_slopes(form: SNOF) -> tuple[SNOF, SlopeNormalization]:
-    """Move every channel's lower slope α into the linear part: ``p̃ = φ(q) − α q`` (notes §3.2).
+    """Move every channel's lower slope α into the linear part: ``p̃ = φ(q) − α q`` (theory §4.2).
 
     With ``M = (I − D diag α)⁻¹``: ``Ã = A + B α M C``, ``B̃ = B (I + α M D)``, ``C̃ = M C``,
     ``D̃ = M D`` and likewise for the input/output/bias terms.  Raises ``WellPosednessError`` when
@@ -137,7 +137,7 @@ class Equilibrium:
     found: bool
 
     def invert(self, cert: LMICertificate) -> LMICertificate:
-        """The shift does not change the matrices (notes §3.3): the certificate is the same."""
+        """The shift does not change the matrices (theory §4.3): the certificate is the same."""
         return cert
 
     def to_dict(self) -> dict[str, object]:
