@@ -30,10 +30,10 @@ FORBIDDEN = {
     "seed paper by number": r"\bseed 00[0-4]\b",
     "seed papers": r"\bseed papers?\b",
     "seeds folder": r"(?<![\w.-])seeds?/",
-    "lure notes": r"\blure notes\b",
-    "stability notes": r"\bstability notes\b",
-    "engineering notes": r"\bengineering notes\b",
-    "research notes": r"\bresearch notes?\b",
+    "lure notes": r"\blure[ _-]notes?\b",
+    "stability notes": r"\bstability[ _-]notes?\b",
+    "engineering notes": r"\bengineering[ _-]notes?\b",
+    "research notes": r"\bresearch[ _-]notes?\b",
     "notes section": r"\bnotes §",
     "plants.md": r"\bplants\.md\b",
     "stability_conditions.md": r"\bstability_conditions\b",
@@ -90,7 +90,7 @@ def test_no_user_facing_text_cites_internal_notes_or_seeds() -> None:
     "see lure notes §2.3", "(stability notes §1.1)", "as in seed 004's gR-SS-NN",
     "Stability_conditions.md §2",
     "`lure_lmi_and_snof.md`", "lmi_engineering.md (b)", "DESIGN.md", "the research notes", "[003] Bonassi",
-    "seeds/README.md", "(notes §5.4)", "the seed papers",
+    "seeds/README.md", "(notes §5.4)", "the seed papers", "lure-notes test vectors",
 ])
 def test_forbidden_patterns_catch(text: str, tmp_path: Path) -> None:
     p = tmp_path / "probe.md"
