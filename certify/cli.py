@@ -597,9 +597,9 @@ def _check_names(args: argparse.Namespace) -> None:
     from certify.errors import InvalidInputError
 
     if args.plant is not None:
-        from certify.loop.plants import list_plants
+        from certify.batch.inputs import plant_names
 
-        names = [p["name"] for p in list_plants()]
+        names = plant_names()
         if args.plant not in names:
             raise InvalidInputError(f"unknown plant {args.plant!r}{_suggestion(args.plant, names)}; built-in plants: "
                                     f"{', '.join(names)} (`certify plants` shows their signals and wiring; for "

@@ -158,6 +158,18 @@ def _row_error(where: str, field_name: str | None, message: str) -> InvalidInput
     return InvalidInputError(f"{where}" + (f", field {field_name!r}" if field_name else "") + f": {message}")
 
 
+def plant_names() -> list[str]:
+    """Names of the built-in plants, without building them (building one needs SciPy).
+
+    >>> "boiler" in plant_names()
+    True
+    """
+    from certify.loop import builtin  # noqa: F401  (registers the built-ins)
+    from certify.loop.plants import _REGISTRY
+
+    return sorted(_REGISTRY)
+
+
 def _suggest(name: str, options: Iterable[str]) -> str:
     import difflib
 
@@ -238,9 +250,7 @@ def validate_row(row: Mapping[str, Any], where: str, folder: str) -> BatchItem:
         raise _row_error(where, "method", f"unknown method {settings['method']!r}"
                          f"{_suggest(settings['method'], METHODS)}; choose one of {', '.join(METHODS)}.")
     if "plant" in settings:
-        from certify.loop.plants import list_plants
-
-        names = [p["name"] for p in list_plants()]
+        names = plant_names()
         if settings["plant"] not in names:
             raise _row_error(where, "plant", f"unknown built-in plant {settings['plant']!r}"
                              f"{_suggest(settings['plant'], names)}; `certify plants` lists them.")

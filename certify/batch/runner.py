@@ -1,9 +1,10 @@
 """Run many checks: in this process, in a local pool of worker processes, or on a Ray / Dask cluster.
 
-Every model runs in its own worker process when ``jobs > 1`` (a fresh fork per model, at most ``jobs``
-at a time), so a model that crashes the interpreter or never returns costs only its own report: a
-worker that dies gives an ``internal_error`` report, and one that is still running
-:data:`KILL_GRACE_S` seconds after its ``timeout`` is killed and gives ``not_certified``.  Results come
+With ``jobs > 1`` the models go to ``jobs`` worker processes (forked once, each checking one model at a
+time and keeping its imports warm), so a model that crashes the interpreter or never returns costs only
+its own report: a worker that dies gives an ``internal_error`` report, and one that is still running
+:data:`KILL_GRACE_S` seconds after its ``timeout`` is killed and gives ``not_certified``; either way a
+fresh worker takes its place.  Results come
 back in the order of the items, whatever order they finish in.
 """
 
@@ -106,10 +107,20 @@ def _check_payload(request: CheckRequest) -> dict[str, Any]:
     return check_one(request).to_dict()
 
 
-def _worker(conn: Any, request: CheckRequest, debug: bool) -> None:  # runs in the child process
+def _worker(conn: Any, debug: bool) -> None:  # runs in the child process: one request at a time
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops the workers
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        report = check_one(request, debug=debug)
-        conn.send(report.to_dict())
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            if request is None:
+                return
+            conn.send(check_one(request, debug=debug).to_dict())
     finally:
         conn.close()
 
@@ -171,19 +182,45 @@ def run_local(
     if ctx.get_start_method() == "fork":
         _preload()
     pending = list(range(len(requests)))[::-1]
+    idle: list[tuple[Any, Any]] = []  # (process, conn) of live workers without a task
     running: dict[int, tuple[Any, Any, float | None, float]] = {}  # i -> (process, conn, kill_at, start)
     stop = False
+
+    def spawn() -> tuple[Any, Any]:
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_worker, args=(child, debug), daemon=True)
+        proc.start()
+        child.close()
+        return proc, parent
+
+    def retire(proc: Any, conn: Any, kill: bool) -> None:
+        if kill:
+            proc.kill()
+        else:
+            try:
+                conn.send(None)
+            except OSError:
+                proc.kill()
+        conn.close()
+        proc.join(1 if kill else 5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1)
+
     try:
         while (pending and not stop) or running:
             while pending and not stop and len(running) < jobs:
                 i = pending.pop()
-                parent, child = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_worker, args=(child, requests[i], debug), daemon=True)
-                proc.start()
-                child.close()
+                proc, conn = idle.pop() if idle else spawn()
+                try:
+                    conn.send(requests[i])
+                except OSError:  # the idle worker died meanwhile: a fresh one
+                    retire(proc, conn, True)
+                    proc, conn = spawn()
+                    conn.send(requests[i])
                 t = requests[i].timeout
                 now = time.monotonic()
-                running[i] = (proc, parent, None if t is None else now + t + KILL_GRACE_S, now)
+                running[i] = (proc, conn, None if t is None else now + t + KILL_GRACE_S, now)
             deadlines = [k for (_, _, k, _) in running.values() if k is not None]
             wait_for = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
             ready = set(wait([r[1] for r in running.values()], timeout=wait_for))
@@ -194,6 +231,7 @@ def run_local(
                 if conn in ready:
                     try:
                         outcome = Outcome(Report.from_dict(conn.recv()), "checked", now - start)
+                        idle.append((proc, conn))
                     except (EOFError, OSError):
                         proc.join(5)
                         code = proc.exitcode
@@ -203,24 +241,22 @@ def run_local(
                             f"internal error (the worker process checking this model died: {why}); "
                             "rerun this model alone with --jobs 1 --debug for the traceback, and report it as a "
                             "bug in certify.", "WorkerDied"), "checked", now - start)
+                        retire(proc, conn, True)
                 elif kill_at is not None and now >= kill_at:
-                    proc.kill()
+                    retire(proc, conn, True)
                     outcome = Outcome(_killed_report(requests[i], now - start), "killed", now - start)
                 if outcome is not None:
-                    conn.close()
-                    proc.join(1)
                     del running[i]
                     if finish(i, outcome):
                         stop = True
                         for j in list(running):  # fail fast: the others are not needed any more
-                            running[j][0].kill()
-                            running[j][1].close()
-                            running[j][0].join(1)
+                            retire(running[j][0], running[j][1], True)
                             del running[j]
     finally:
         for proc, conn, _, _ in running.values():
-            proc.kill()
-            conn.close()
+            retire(proc, conn, True)
+        for proc, conn in idle:
+            retire(proc, conn, False)
     return results
 
 
@@ -379,6 +415,8 @@ def run_batch(
             on_done(i, outcome)
 
     subset = [requests[i] for i in todo]
+    if not subset:
+        return results
     if jobs > 1:  # keep worker isolation even for one model left, but never more workers than models
         jobs = max(2, min(jobs, len(subset)))
     if engine == "dask":
