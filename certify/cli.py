@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "after the other in this process)")
     c.add_argument("--engine", choices=ENGINES, default=None,
                    help="where the checks run: local worker processes (default), or a Ray or Dask cluster "
-                   "(pip install 'certify[ray]' / 'certify[dask]')")
+                   "(needs pip install ray / 'dask[distributed]')")
     c.add_argument("--address", metavar="ADDR", help="address of an existing Ray / Dask cluster (default: start a "
                    "local one)")
     c.add_argument("--fail-fast", action="store_true", default=None,

@@ -264,8 +264,9 @@ def _missing_engine(name: str) -> Exception:
     from certify.errors import InvalidInputError
 
     pkg = {"ray": "ray", "dask": "dask[distributed]"}[name]
-    return InvalidInputError(f"--engine {name} needs the {name} package, which is not installed; "
-                             f"install it with: pip install 'certify[{name}]' (or: pip install '{pkg}').")
+    return InvalidInputError(f"--engine {name} needs the {name} package, which is not installed; install it "
+                             f"into this environment with: pip install '{pkg}' (what the certify[{name}] extra "
+                             "installs), or leave out --engine to use local worker processes.")
 
 
 def run_dask(requests: Sequence[CheckRequest], jobs: int, address: str | None, *, fail_fast: bool = False,
