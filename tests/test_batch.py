@@ -99,6 +99,20 @@ def test_an_empty_folder_or_glob_is_invalid_input(tmp_path):
         expand([str(tmp_path / "*.onnx")])
 
 
+def _huge_graph():
+    """A GRU whose graph also asks for a 2^40-element constant (the importer's element budget refuses it)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = _gru(0.2)
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array([1 << 20, 1 << 20], dtype=np.int64), "huge_shape"))
+    g.node.append(helper.make_node("ConstantOfShape", ["huge_shape"], ["huge"],
+                                   value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])))
+    g.node.append(helper.make_node("ReduceSum", ["huge"], ["hs"], keepdims=0))
+    g.output.append(helper.make_tensor_value_info("hs", TensorProto.FLOAT, []))
+    return model
+
+
 def test_a_crashing_a_hanging_and_a_fifo_model_are_isolated(tmp_path, monkeypatch, capsys):
     import certify.api
     import certify.batch.runner as runner
@@ -119,16 +133,18 @@ def test_a_crashing_a_hanging_and_a_fifo_model_are_isolated(tmp_path, monkeypatc
     for name in ("crash.onnx", "hang.onnx", "ok.onnx"):
         (tmp_path / name).write_bytes(ok)
     os.mkfifo(tmp_path / "fifo.onnx")
+    (tmp_path / "huge.onnx").write_bytes(_huge_graph().SerializeToString())
     rc = main(["check", str(tmp_path), "--jobs", "2", "--timeout", "1", "--format", "json", "--isolated"])
     out, err = capsys.readouterr()
     assert out, (rc, err)
     verdicts = _verdicts(out)
     assert verdicts == {"crash.onnx": "internal_error", "hang.onnx": "not_certified", "ok.onnx": "certified",
-                        "fifo.onnx": "invalid_input"}
+                        "fifo.onnx": "invalid_input", "huge.onnx": "invalid_input"}
     reports = {os.path.basename(r["model"]["path"]): r for r in json.loads(out)}
     assert "signal 11" in reports["crash.onnx"]["error"]["message"]
     assert "worker process was killed" in json.dumps(reports["hang.onnx"]["checks"])
     assert "FIFO" in reports["fifo.onnx"]["error"]["message"]
+    assert "budget" in reports["huge.onnx"]["error"]["message"]
     assert rc == ExitCode.INTERNAL_ERROR
 
 
