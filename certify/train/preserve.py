@@ -59,6 +59,17 @@ class PreserveConfig:
     eps: float = 0.05
     barrier: float = 0.0  # measured: a log barrier slows the fit down; the projection keeps feasibility
 
+    def barrier_at(self, epoch: int) -> float:
+        """Barrier weight of fine-tuning epoch ``epoch``: ``barrier`` decaying geometrically to ``barrier/1000``
+        (an interior-point path: first away from the boundary of the certified set, at the end onto it).
+
+        >>> c = PreserveConfig(epochs=3, barrier=1.0)
+        >>> c.barrier_at(0), round(c.barrier_at(1), 6), round(c.barrier_at(2), 6)
+        (1.0, 0.031623, 0.001)
+        """
+        frac = min(1.0, epoch / max(1, self.epochs - 1))
+        return self.barrier * 1e-3 ** frac
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of fine-tuning epoch ``epoch`` (cosine decay).
 
@@ -239,6 +250,29 @@ def project(module: nn.Module, teacher: nn.Module | None, u: np.ndarray, y: np.n
     return out
 
 
+def _newton_back(module: nn.Module, params: list[torch.Tensor], residuals: ResidualFn, eps: float,
+                 steps: int = 6) -> bool:
+    """Move the weights along ``−∇g`` of the violated constraints (Gauss–Newton steps aiming 5 % inside)
+    until ``max ν < −ε``; True on success (else the weights are left where they are)."""
+    for _ in range(steps):
+        nus = residuals(module)
+        g = torch.stack([constraint_value(v, 1.05 * eps) for v in nus])
+        if float(g.max()) < 0 and worst_residual(module, residuals) < -eps:
+            return True
+        viol = torch.clamp(g, min=0.0)
+        target = (viol ** 2).sum() / 2
+        grads = torch.autograd.grad(target, params, allow_unused=True)
+        sq = sum(float((gr ** 2).sum()) for gr in grads if gr is not None)
+        if sq == 0 or not math.isfinite(sq):
+            return False
+        alpha = 2.0 * float(target) / sq
+        with torch.no_grad():
+            for p, gr in zip(params, grads):
+                if gr is not None:
+                    p.sub_(alpha * gr)
+    return worst_residual(module, residuals) < -eps
+
+
 def _snapshot(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.detach().clone() for p in params]
 
@@ -288,16 +322,16 @@ def finetune(module: nn.Module, teacher: nn.Module | None, u: np.ndarray, y: np.
     for epoch in range(start_epoch, cfg.epochs):
         if stop():
             break
-        lr = cfg.lr_at(epoch)
+        lr, mu = cfg.lr_at(epoch), cfg.barrier_at(epoch)
         for group in opt.param_groups:
             group["lr"] = lr
         module.train()
         loss_sum, rejected, projected = 0.0, 0, 0
         for _ in range(cfg.batches_per_epoch):
             loss = batches.loss(module)
-            if cfg.barrier > 0:
+            if mu > 0:
                 g = torch.stack([constraint_value(v, cfg.eps) for v in residuals(module)])
-                loss = loss - cfg.barrier * torch.log(torch.clamp(-g, min=1e-30)).sum()
+                loss = loss - mu * torch.log(torch.clamp(-g, min=1e-30)).sum()
             opt.zero_grad()
             loss.backward()
             before = _snapshot(params)
@@ -311,9 +345,11 @@ def finetune(module: nn.Module, teacher: nn.Module | None, u: np.ndarray, y: np.
                         ok = True
                         break
                     t *= 0.5
-                if not ok:  # project the full step back: scale the recurrent weights (s = 0 is feasible)
+                if not ok:  # project the full step back: Newton steps on the violated constraints, else scaling
                     _assign(params, after)
-                    if scale_into(module, residuals, cfg.eps, iters=20) is None:
+                    if _newton_back(module, params, residuals, cfg.eps):
+                        projected += 1
+                    elif scale_into(module, residuals, cfg.eps, iters=20) is None:
                         _assign(params, before)
                         rejected += 1
                     else:
