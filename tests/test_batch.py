@@ -240,3 +240,16 @@ def test_a_missing_engine_is_exit_3_with_the_install_command(mixed, capsys, monk
         assert main(["check", str(mixed / "ok.onnx"), "--engine", engine, "--isolated"]) == ExitCode.INVALID_INPUT
         err = capsys.readouterr().err
         assert f"pip install '{'dask[distributed]' if engine == 'dask' else 'ray'}'" in err and "certify[" in err
+
+
+def test_worker_reports_keep_their_certificate(tmp_path, capsys):
+    """Reports come back from worker processes whole: `--certificate` works with --jobs 2."""
+    from pathlib import Path
+
+    zoo = Path(__file__).resolve().parents[1] / "models_zoo"
+    cert = tmp_path / "cert.json"
+    rc = main(["check", str(zoo / "boiler_lpgrnn_linear.onnx"), str(zoo / "quadtank_lstm_diss.onnx"), "--jobs", "2",
+               "--method", "lmi", "--certificate", str(cert), "-q", "--isolated"])
+    assert rc == ExitCode.INVALID_INPUT  # the LMI does not apply to the LSTM
+    data = json.loads(cert.read_text())
+    assert any(isinstance(c, dict) and c for c in (data if isinstance(data, list) else [data]))

@@ -101,10 +101,10 @@ def check_one(request: CheckRequest, progress: Callable[[str], None] | None = No
                              bad or _internal_message(exc), type(exc).__name__)
 
 
-def _check_payload(request: CheckRequest) -> dict[str, Any]:
-    """What a remote worker returns: the report as plain data (any serialiser can carry it)."""
+def _check_payload(request: CheckRequest) -> Any:
+    """What a remote worker returns: the :class:`~certify.report.Report` (it pickles, certificate included)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    return check_one(request).to_dict()
+    return check_one(request)
 
 
 def _worker(conn: Any, debug: bool) -> None:  # runs in the child process: one request at a time
@@ -120,7 +120,7 @@ def _worker(conn: Any, debug: bool) -> None:  # runs in the child process: one r
                 return
             if request is None:
                 return
-            conn.send(check_one(request, debug=debug).to_dict())
+            conn.send(check_one(request, debug=debug))  # the Report pickles whole (with its certificate)
     finally:
         conn.close()
 
@@ -157,7 +157,6 @@ def run_local(
     >>> [o.report.verdict.value for o in run_local([CheckRequest(net, method="diss")], jobs=1)]
     ['certified']
     """
-    from certify.report import Report
     from certify.results import Verdict
 
     results: list[Outcome | None] = [None] * len(requests)
@@ -230,7 +229,7 @@ def run_local(
                 outcome = None
                 if conn in ready:
                     try:
-                        outcome = Outcome(Report.from_dict(conn.recv()), "checked", now - start)
+                        outcome = Outcome(conn.recv(), "checked", now - start)
                         idle.append((proc, conn))
                     except (EOFError, OSError):
                         proc.join(5)
@@ -276,7 +275,6 @@ def run_dask(requests: Sequence[CheckRequest], jobs: int, address: str | None, *
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise _missing_engine("dask") from None
-    from certify.report import Report
     from certify.results import Verdict
 
     results: list[Outcome | None] = [None] * len(requests)
@@ -290,7 +288,7 @@ def run_dask(requests: Sequence[CheckRequest], jobs: int, address: str | None, *
         for fut in as_completed(futures):
             i = index[fut.key]
             try:
-                outcome = Outcome(Report.from_dict(fut.result()), "checked", time.monotonic() - start)
+                outcome = Outcome(fut.result(), "checked", time.monotonic() - start)
             except Exception as exc:  # noqa: BLE001 - a lost worker costs one report
                 outcome = Outcome(_error_report(requests[i], Verdict.INTERNAL_ERROR,
                                                 f"internal error (the Dask task failed: {type(exc).__name__}: {exc}); "
@@ -315,7 +313,6 @@ def run_ray(requests: Sequence[CheckRequest], jobs: int, address: str | None, *,
         import ray
     except ImportError:
         raise _missing_engine("ray") from None
-    from certify.report import Report
     from certify.results import Verdict
 
     started = not ray.is_initialized()
@@ -333,7 +330,7 @@ def run_ray(requests: Sequence[CheckRequest], jobs: int, address: str | None, *,
             done, left = ray.wait(left, num_returns=1)
             i = index[done[0]]
             try:
-                outcome = Outcome(Report.from_dict(ray.get(done[0])), "checked", time.monotonic() - start)
+                outcome = Outcome(ray.get(done[0]), "checked", time.monotonic() - start)
             except Exception as exc:  # noqa: BLE001
                 outcome = Outcome(_error_report(requests[i], Verdict.INTERNAL_ERROR,
                                                 f"internal error (the Ray task failed: {type(exc).__name__}); "
