@@ -228,3 +228,19 @@ def default_boiler_spec():
     from certify.loop.spec import default_loop
 
     return default_loop("boiler")
+
+
+@pytest.mark.parametrize(("kappa", "b"), [(0.2, -0.5), (0.0, -0.5), (0.2, -2.5), (0.2, -1.2)])
+def test_the_lmi_honours_a_declared_lower_slope(kappa, b):
+    """x⁺ = x + b φ(x), φ' ∈ [κ, 1]: absolutely stable iff |1 + bκ| < 1 and |1 + b| < 1 (the scalar test of
+    docs/theory.md §7.5 after the loop transformation of §4.2)."""
+    from certify.criteria.lmi import check_lmi, lure_system
+    from certify.snof.transform import equilibrium
+
+    ch = Channel("tanh") if kappa == 0 else Channel("tanh").with_slopes(kappa, 1.0, (-5.0, 5.0))
+    f = SNOF(A=[[1.0]], B_p=[[b]], C_q=[[1.0]], channels=(ch,))
+    sys_, _, info = lure_system(f, equilibrium(f))
+    assert sys_.K.tolist() == pytest.approx([1.0 - kappa]) and sys_.A[0, 0] == pytest.approx(1.0 + b * kappa)
+    res = check_lmi(f)
+    exact = abs(1 + b * kappa) < 1 and abs(1 + b) < 1
+    assert (res.status.value == "proved") == exact, res.message
