@@ -901,6 +901,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = read_report(args.report)
     if is_certificate(data):
         return _verify_certificate(args, data)
+    if isinstance(data, list) and data and all(d is None or is_certificate(d) for d in data):
+        codes = [_verify_certificate(args, d) for d in data if d is not None]  # a multi-model --certificate file
+        return max(codes) if codes else int(ExitCode.NOT_CERTIFIED)
     if args.model is None:
         from certify.errors import InvalidInputError
 

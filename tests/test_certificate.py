@@ -74,3 +74,15 @@ def test_network_certificate_and_the_cli(tmp_path, loop_cert):
     out = tmp_path / "c2.json"
     assert main(["check", BOILER, "--plant", "boiler", "--certificate", str(out), "--quiet"]) == 0
     assert verify_certificate(str(out)).ok
+
+
+def test_a_multi_model_certificate_file_is_verified_entry_by_entry(tmp_path, loop_cert):
+    from certify.cli import main
+
+    path = tmp_path / "certs.json"
+    path.write_text(json.dumps([loop_cert, None, loop_cert]))
+    assert main(["verify", str(path)]) == 0
+    bad = copy.deepcopy(loop_cert)
+    bad["P"][0][0] = -abs(bad["P"][0][0])
+    path.write_text(json.dumps([loop_cert, bad]))
+    assert main(["verify", str(path)]) == 1
