@@ -257,7 +257,7 @@ def _newton_back(module: nn.Module, params: list[torch.Tensor], residuals: Resid
     for _ in range(steps):
         nus = residuals(module)
         g = torch.stack([constraint_value(v, 1.05 * eps) for v in nus])
-        if float(g.max()) < 0 and worst_residual(module, residuals) < -eps:
+        if float(g.detach().max()) < 0 and worst_residual(module, residuals) < -eps:
             return True
         viol = torch.clamp(g, min=0.0)
         target = (viol ** 2).sum() / 2
