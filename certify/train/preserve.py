@@ -265,7 +265,7 @@ def _newton_back(module: nn.Module, params: list[torch.Tensor], residuals: Resid
         sq = sum(float((gr ** 2).sum()) for gr in grads if gr is not None)
         if sq == 0 or not math.isfinite(sq):
             return False
-        alpha = 2.0 * float(target) / sq
+        alpha = 2.0 * float(target.detach()) / sq
         with torch.no_grad():
             for p, gr in zip(params, grads):
                 if gr is not None:
