@@ -420,6 +420,26 @@ def tighten_channels(form: Any, aset: AbsorbingSet) -> tuple[Any, list[dict[str,
     return replace(form, channels=tuple(chans)), rows
 
 
+def _vertex_precheck(form: Any) -> dict[str, Any] | None:
+    """The vertex necessary condition (docs/theory.md §7.8) on the tightened classes; a dict when it fails."""
+    from certify.criteria.lmi import lure_system, vertex_check
+    from certify.snof.transform import equilibrium
+
+    eq = equilibrium(form)
+    if not eq.found:
+        return None
+    sys_, _, _ = lure_system(form, eq)
+    if not sys_.m:
+        return None
+    vc = vertex_check(sys_)
+    if vc.ok:
+        return None
+    return {"equilibrium": eq.to_dict(),
+            "vertex_check": {"ok": False, "checked": vc.checked, "exhaustive": vc.exhaustive,
+                             "max_spectral_radius": vc.worst_rho, "worst_vertex_channels": list(vc.worst_vertex),
+                             "detail": vc.detail}}
+
+
 def check_absorbing(form: Any, *, solver: str | None = None, timeout: float | None = None,
                     name: str = "loop.gas.absorbing", solver_options: dict[str, Any] | None = None,
                     ) -> CheckResult:
@@ -451,6 +471,19 @@ def check_absorbing(form: Any, *, solver: str | None = None, timeout: float | No
     q["channels"] = rows
     kmins = [r["kappa_min"] for r in rows if "kappa_min" in r]
     q["kappa_min"] = min(kmins) if kmins else None
+    kmin = "n/a" if q["kappa_min"] is None else f"{q['kappa_min']:.3g}"
+    early = _vertex_precheck(tight)  # necessary condition, cheap even where check_lmi defers it
+    if early is not None:
+        q["lmi"] = early
+        q["equilibrium"] = early["equilibrium"]
+        vc = early["vertex_check"]
+        msg = (f"not proved with tightened slopes (box proved invariant and absorbing, {aset.iterations} shrinking "
+               f"steps; smallest neuron slope on it κ_min = {kmin}): necessary condition fails, so no LMI can be "
+               f"feasible on this box: {vc['detail']} (here slope K means a neuron's κ_max and 0 its κ_min; the "
+               "saturation keeps [0, 1]).")
+        return CheckResult(name=name, property=Property.GAS, status=CheckStatus.NOT_PROVED,
+                           criterion="lure_postnikov_absorbing", message=msg, margin=vc["max_spectral_radius"] - 1.0,
+                           quantities=q, seconds=time.perf_counter() - t0)
     left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 0.0)
     res = check_lmi(tight, criterion="auto", solver=solver, timeout=left, name=name, solver_options=solver_options)
     q["lmi"] = dict(res.quantities)
@@ -464,7 +497,6 @@ def check_absorbing(form: Any, *, solver: str | None = None, timeout: float | No
         inside = bool(np.all(gap >= -1e-8 * np.maximum(1.0, np.abs(x))))
         q["equilibrium_gap_to_box"] = float(np.min(gap, initial=np.inf))
     crit = f"{res.criterion}_absorbing"
-    kmin = "n/a" if q["kappa_min"] is None else f"{q['kappa_min']:.3g}"
     bounds = (f"box proved invariant and absorbing in ball arithmetic (stage-0 ratio {aset.stage0_ratio:.10f} < 1, "
               f"{aset.iterations} shrinking steps, f(B) ⊂ B with excess {aset.inclusion_excess:.3g} ≤ 0); smallest "
               f"neuron slope on it κ_min = {kmin}")
