@@ -209,6 +209,7 @@ def test_plain_boiler_loop_reports_the_tightened_figures_and_stays_not_certified
     q = ab.quantities
     assert q["lmi"]["vertex_check"]["ok"] is False  # a mixed-slope vertex destabilises (about 1.028)
     assert 0 < q["kappa_min"] < 1e-5
+    assert 0.05 < q["interval_scale_for_vertex_condition"] < 0.3  # the box would have to be far narrower
     cl = out.closed_loop
     lo, hi = np.array(q["absorbing_set"]["box_lower"]), np.array(q["absorbing_set"]["box_upper"])
     assert prove_invariant(cl.form, lo, hi)[0] and interval_recheck(cl.form, lo, hi)

@@ -420,6 +420,48 @@ def tighten_channels(form: Any, aset: AbsorbingSet) -> tuple[Any, list[dict[str,
     return replace(form, channels=tuple(chans)), rows
 
 
+def needed_interval_scale(form: Any, aset: AbsorbingSet, x_star: np.ndarray, *, steps: int = 10) -> float | None:
+    """Diagnostic: the largest ``t`` (bisection) for which the vertex condition holds with every tanh/sigmoid
+    pre-activation interval shrunk to ``q*ᵢ + t (Iᵢ − q*ᵢ)`` around the equilibrium; ``None`` if none of the
+    tried scales passes.  Not a proof of anything: it says how much narrower an absorbing box would have to be.
+
+    >>> from certify.snof import SNOF, Channel
+    >>> f = SNOF(A=[[1.0]], B_p=[[-0.5]], C_q=[[1.0]], channels=(Channel("tanh"),))
+    >>> needed_interval_scale(f, AbsorbingSet(*([np.array([-3.0]), np.array([3.0])] * 3), 0.5, 1, 0.0),
+    ...                       np.zeros(1)) == 1.0
+    True
+    """
+    from dataclasses import replace
+
+    from certify.criteria.lmi import lure_system, vertex_check
+    from certify.snof.transform import Equilibrium
+
+    x = np.asarray(x_star, dtype=np.float64)
+    w = np.zeros(form.n_w)
+    q_star, p_star = form.solve_channels(x, w)
+    eq = Equilibrium(x=x, q=q_star, p=p_star, w=w, z=form.step(x, w)[1], residual=0.0, found=True)
+
+    def passes(t: float) -> bool:
+        chans = []
+        for i, ch in enumerate(form.channels):
+            if ch.kind in TIGHTENED_KINDS:
+                lo = q_star[i] + t * (aset.q_lower[i] - q_star[i])
+                hi = q_star[i] + t * (aset.q_upper[i] - q_star[i])
+                k_lo, k_hi, reg = slope_bounds(ch, min(lo, hi), max(lo, hi))
+                ch = ch.with_slopes(k_lo, k_hi, reg) if k_lo < k_hi else ch
+            chans.append(ch)
+        sys_, _, _ = lure_system(replace(form, channels=tuple(chans)), eq)
+        return bool(vertex_check(sys_).ok)
+
+    if passes(1.0):
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if passes(mid) else (lo, mid)
+    return lo if lo > 0 else None
+
+
 def _vertex_precheck(form: Any) -> dict[str, Any] | None:
     """The vertex necessary condition (docs/theory.md §7.8) on the tightened classes; a dict when it fails."""
     from certify.criteria.lmi import lure_system, vertex_check
@@ -477,10 +519,15 @@ def check_absorbing(form: Any, *, solver: str | None = None, timeout: float | No
         q["lmi"] = early
         q["equilibrium"] = early["equilibrium"]
         vc = early["vertex_check"]
+        scale = needed_interval_scale(form, aset, np.asarray(early["equilibrium"]["x"]))
+        q["interval_scale_for_vertex_condition"] = scale
+        hint = "" if scale is None else (
+            f" The vertex condition would hold only if every neuron's pre-activation interval were at most "
+            f"{scale:.2g} of its proved width around the equilibrium (a diagnostic, not a proof).")
         msg = (f"not proved with tightened slopes (box proved invariant and absorbing, {aset.iterations} shrinking "
                f"steps; smallest neuron slope on it κ_min = {kmin}): necessary condition fails, so no LMI can be "
                f"feasible on this box: {vc['detail']} (here slope K means a neuron's κ_max and 0 its κ_min; the "
-               "saturation keeps [0, 1]).")
+               "saturation keeps [0, 1])." + hint)
         return CheckResult(name=name, property=Property.GAS, status=CheckStatus.NOT_PROVED,
                            criterion="lure_postnikov_absorbing", message=msg, margin=vc["max_spectral_radius"] - 1.0,
                            quantities=q, seconds=time.perf_counter() - t0)
