@@ -191,6 +191,13 @@ def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray |
     }
     if spec.estimates is not None:
         out["estimated_output"] = tr.y[::every, spec.estimates].tolist()
+    runs_u, runs_e = [tr.u[::every].tolist()], [tr.estimate[::every].tolist()]
+    for i in range(1, min(starts, 8)):  # a few more starts, block by block, for the plot
+        tri = simulate_loop(net, spec, steps, x_plant0=xp0[i], x_net0=xn0[i], x_ctrl0=xc0[i])
+        runs_u.append(tri.u[::every].tolist())
+        runs_e.append(tri.estimate[::every].tolist())
+    out["runs"] = {"actuator": runs_u, "estimate": runs_e, "reference": float(spec.reference),
+                   "u_min": float(pi.u_min), "u_max": float(pi.u_max)}
     if x_star is not None:
         out["max_final_distance_to_equilibrium"] = float(np.max(np.abs(sim.x[-1] - x_star)))
     return out

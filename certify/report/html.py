@@ -160,10 +160,17 @@ def _section(report: Report, plots: bool) -> str:
             "</details>"
         )
     if plots:
-        from certify.report.plots import counterexample_chart, margin_chart, simulation_chart
+        from certify.report.plots import (
+            counterexample_chart,
+            loop_simulation_chart,
+            margin_chart,
+            simulation_chart,
+        )
 
         cex_plot = None if d.counterexample is None else counterexample_chart(d.counterexample)
-        for title, svg in (("Margins", margin_chart(report.checks)), ("Simulation", simulation_chart(report.simulation)),
+        sim = report.simulation
+        sim_plot = loop_simulation_chart(sim) if sim and sim.get("runs") else simulation_chart(sim)
+        for title, svg in (("Margins", margin_chart(report.checks)), ("Simulation", sim_plot),
                            ("Counterexample trajectory", cex_plot)):
             if svg is not None:
                 parts.append(f'<h3>{title}</h3><div class="plot">{svg}</div>')

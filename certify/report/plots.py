@@ -81,9 +81,8 @@ def margin_chart(checks: Sequence[CheckResult]) -> str | None:
     if mags and max(mags) / min(mags) > 100:  # residuals of 0.85 and 4e3 side by side: symmetric-log axis
         ax.set_xscale("symlog", linthresh=min(mags))
     for i, c in enumerate(rows):
-        ax.annotate(fmt_margin(float(c.margin)), (float(c.margin), i), xytext=(3 if c.margin >= 0 else -3, 0),
-                    textcoords="offset points", va="center", ha="left" if c.margin >= 0 else "right",
-                    fontsize="small")
+        ax.annotate(fmt_margin(float(c.margin)), (max(float(c.margin), 0.0), i), xytext=(3, 0),
+                    textcoords="offset points", va="center", ha="left", fontsize="small")
     ax.set_xlabel("margin / residual (negative = criterion satisfied; symmetric-log scale when they span decades)")
     ax.set_title("Margins per check")
     return _svg(fig)
@@ -187,4 +186,38 @@ def verdict_map(kp: Sequence[float], ki: Sequence[float], verdicts: Sequence[Seq
     ax.set_ylabel("ki")
     ax.legend(fontsize="small", loc="best")
     ax.set_title("Closed-loop verdict per PI gain pair")
+    return _svg(fig)
+
+
+def loop_simulation_chart(sim: Mapping[str, Any] | None) -> str | None:
+    """Closed-loop runs from several starts: the estimate against the reference, the actuator against
+    its limits, over time in seconds (``sim["runs"]`` as :func:`certify.loop.check.check_closed_loop`
+    writes it).
+
+    >>> loop_simulation_chart({"t": [0, 10, 20], "runs": {"actuator": [[0.2, 0.3, 0.3]], "estimate": [[90, 100, 108]],
+    ...                        "reference": 108.0, "u_min": 0.0, "u_max": 1.0}}).startswith("<svg")
+    True
+    """
+    runs = None if not sim else sim.get("runs")
+    if not runs or not runs.get("estimate"):
+        return None
+    t = [float(v) for v in sim.get("t") or []]
+    fig, _ = _figure(7.0, 4.6)
+    fig.clf()
+    ax1, ax2 = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    for line in runs["estimate"]:
+        ax1.plot(t if len(t) == len(line) else range(len(line)), line, linewidth=0.9, alpha=0.8)
+    if runs.get("reference") is not None:
+        ax1.axhline(float(runs["reference"]), color="black", linestyle="--", linewidth=1.0, label="reference")
+        ax1.legend(fontsize="small", loc="best")
+    ax1.set_ylabel("estimate")
+    ax1.set_title(f"Closed loop from {len(runs['estimate'])} starts")
+    for line in runs.get("actuator") or []:
+        ax2.plot(t if len(t) == len(line) else range(len(line)), line, linewidth=0.9, alpha=0.8)
+    for key, label in (("u_min", "actuator limits"), ("u_max", None)):
+        if runs.get(key) is not None:
+            ax2.axhline(float(runs[key]), color="#c62828", linestyle=":", linewidth=1.0, label=label)
+    ax2.legend(fontsize="small", loc="best")
+    ax2.set_ylabel("actuator")
+    ax2.set_xlabel("time t [s]" if t else "time step k")
     return _svg(fig)
