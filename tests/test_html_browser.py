@@ -118,6 +118,8 @@ def test_each_kind_of_report_shows_its_verdict_tables_and_plots(tmp_path):
             assert "Counterexample trajectory" in dom and dom.count("<svg") >= 3
         if name == "not_certified_loop":
             assert "time t [s]" in dom  # loop simulations are in seconds
+            assert "reference" in dom and "actuator limits" in dom  # many starts against the set-point and limits
+            assert "Absorbing set" in dom  # the proved absorbing box, as a table
     # several models on one page: a summary table first
     page = tmp_path / "batch.html"
     page.write_text(render_html(list(reports.values())), encoding="utf-8")

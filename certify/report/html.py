@@ -102,6 +102,26 @@ def _assumption_rows(assumptions: Mapping[str, Any]) -> list[tuple[str, object]]
     return rows
 
 
+def _absorbing_table(report: Report) -> str:
+    """The proved absorbing box of a loop check (state intervals), when one was computed."""
+    for c in report.checks:
+        aset = c.quantities.get("absorbing_set") if hasattr(c.quantities, "get") else None
+        if not aset or "box_lower" not in aset:
+            continue
+        names = list((report.loop or {}).get("closed_loop", {}).get("state_names", []) or [])
+        lo, hi = list(aset["box_lower"]), list(aset["box_upper"])
+        rows = "".join(f"<tr><td>{_e(names[i] if i < len(names) else f'x[{i}]')}</td>"
+                       f'<td class="num">{_e(fmt_num(float(a)))}</td><td class="num">{_e(fmt_num(float(b)))}</td></tr>'
+                       for i, (a, b) in enumerate(zip(lo, hi)))
+        kappa = c.quantities.get("kappa_min")
+        note = (f"Every trajectory enters this box in finite time and stays in it (proved in interval arithmetic; "
+                f"check {c.name}, {c.status.value}); the network slopes on it are at least "
+                f"{fmt_num(float(kappa)) if kappa is not None else '-'}.")
+        return (f"<h3>Absorbing set</h3><p>{_e(note)}</p><table class=\"checks\"><thead><tr><th>state</th>"
+                f"<th>lower</th><th>upper</th></tr></thead><tbody>{rows}</tbody></table>")
+    return ""
+
+
 def _summary(report: Report) -> str:
     d = report.decision
     v = d.verdict.value
@@ -174,6 +194,9 @@ def _section(report: Report, plots: bool) -> str:
                            ("Counterexample trajectory", cex_plot)):
             if svg is not None:
                 parts.append(f'<h3>{title}</h3><div class="plot">{svg}</div>')
+    box = _absorbing_table(report)
+    if box:
+        parts.append(box)
     if report.assumptions:
         parts.append("<h3>Assumptions</h3>" + _kv_table(_assumption_rows(jsonable(report.assumptions))))
     if report.loop:
