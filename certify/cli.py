@@ -241,12 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     from certify.train.retrain import add_arguments as retrain_arguments  # no torch/numpy at import
 
     r = sub.add_parser("retrain", formatter_class=fmt, epilog=EXIT_CODES_HELP,
-                       help="retrain a network with a stability penalty until it certifies (needs torch)",
-                       description="Retrain MODEL on DATA with a stability penalty (δISS/ISS residuals, or the LMI for "
-                                   "Elman, LP-GRNN, SS-NN and cell graphs) until `certify check` certifies it; writes "
-                                   "model.onnx, report.json, retrain.json and, where a state-dict layout exists, "
-                                   "model.pt (+ sidecar) to the output folder. "
-                                   "See docs/retrain.md.")
+                       help="retrain a network until it certifies, keeping it close to the original (needs torch)",
+                       description="Retrain MODEL on DATA until `certify check` certifies it: by default the weights are "
+                                   "moved just inside the certified set and fine-tuned there with the original model's "
+                                   "outputs as extra targets (--strategy preserve); a result that loses more than "
+                                   "--max-fit-drop FIT points is refused and kept apart. --into lpgrnn|grssnn distils "
+                                   "a GRU/LSTM into a loop-certifiable student. Writes model.onnx, report.json, "
+                                   "retrain.json and, where a state-dict layout exists, model.pt (+ sidecar) to the "
+                                   "output folder. See docs/retrain.md.")
     retrain_arguments(r)
     r.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
