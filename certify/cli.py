@@ -67,6 +67,30 @@ def parse_input_range(text: str) -> tuple[list[float], list[float]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_solver_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for ``--solver-option``: integers, floats and true/false are converted.
+
+    >>> parse_solver_option("max_iters=5000"), parse_solver_option("verbose=false"), parse_solver_option("eps=1e-6")
+    (('max_iters', 5000), ('verbose', False), ('eps', 1e-06))
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    low = raw.strip().lower()
+    value: Any
+    if low in ("true", "false"):
+        value = low == "true"
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+    return key.strip(), value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -171,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "test first, then the LMI where it applies; all: every applicable criterion (default: auto)")
     c.add_argument("--solver", metavar="NAME", help="conic solver for the LMI (default: best available; a name "
                    "that is unknown or not installed is invalid input, exit 3)")
+    c.add_argument("--solver-option", metavar="KEY=VALUE", action="append", type=parse_solver_option,
+                   dest="solver_option", help="an option for the conic solver, e.g. --solver-option max_iters=5000 "
+                   "(repeatable; numbers and true/false are converted)")
     c.add_argument("--format", choices=FORMATS, default=None,
                    help="output format (default: from the -o file's extension, else text): " + ", ".join(FORMATS))
     c.add_argument("-o", "--output", metavar="FILE", action="append",
@@ -727,7 +754,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 model=item.path, plant=plant, loop=loop, method=s.get("method", args.method),
                 solver=s.get("solver", args.solver), input_range=s["input_range"] if range_given else args.input_range,
                 input_range_source=item.origin if range_given else "command line",
-                timeout=s.get("timeout", args.timeout)))
+                timeout=s.get("timeout", args.timeout), solver_options=dict(args.solver_option or [])))
             where.append(n)
         except CertifyError as exc:
             from certify.api import file_sha256
