@@ -44,31 +44,16 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
 
 
 def _real_reports(tmp_path):
+    from _loop_cases import RELAY_LOOP, bypass_net
+
     import certify
-    from certify.networks import ElmanLayer, LinearHead, Network
+    from certify.networks import ElmanLayer, Network
 
     calm = Network(layers=(ElmanLayer(W=[[0.5]], U=[[0.3]], b=[0.0]),))
     bistable = Network(layers=(ElmanLayer(W=[[0.0]], U=[[2.0]], b=[0.0]),))
     loop = tmp_path / "osc.toml"
-    loop.write_text("""
-[plant]
-A = [[0.9, 0.1], [0.0, 0.0]]
-B = [[0.0], [1.0]]
-C = [[1.0, 0.0]]
-Ts = 0.5
-u_min = [-1.0]
-u_max = [1.0]
-input_names = ["u"]
-output_names = ["y"]
-[network]
-inputs = ["y:y"]
-[controller]
-kp = 50.0
-ki = 20.0
-actuator = "u"
-reference = 0.3
-""")
-    bypass = Network((ElmanLayer(W=[[0.1]], U=[[0.2]], b=[0.0]),), head=LinearHead(W=[[0.05]], b=[0.0], D=[[1.0]]))
+    loop.write_text(RELAY_LOOP.format(kp=50.0, ki=20.0))
+    bypass = bypass_net()
     return {
         "certified": certify.check(calm, method="diss"),
         "not_certified_loop": certify.check("models_zoo/boiler_lpgrnn_plain.onnx", plant="boiler"),

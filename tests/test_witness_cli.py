@@ -10,10 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from _loop_cases import RELAY_LOOP, bypass_net
 
 import certify
 from certify.cli import main
-from certify.networks import ElmanLayer, LinearHead, Network
 from certify.results import Verdict
 
 torch = pytest.importorskip("torch")
@@ -103,30 +103,11 @@ def test_report_carries_the_proof_and_verify_repeats_it(big_gru, tmp_path, capsy
 
 
 # ------------------------------------------------------------------ loops
-LOOP = """
-name = "oscillating-relay"
-[plant]
-A = [[0.9, 0.1], [0.0, 0.0]]
-B = [[0.0], [1.0]]
-C = [[1.0, 0.0]]
-Ts = 0.5
-u_min = [-1.0]
-u_max = [1.0]
-input_names = ["u"]
-output_names = ["y"]
-[network]
-inputs = ["y:y"]
-[controller]
-kp = {kp}
-ki = {ki}
-actuator = "u"
-reference = 0.3
-"""
+LOOP = RELAY_LOOP
 
 
 def _bypass_net():
-    """Estimate = the measurement (a direct linear path) plus a small stable recurrent part."""
-    return Network((ElmanLayer(W=[[0.1]], U=[[0.2]], b=[0.0]),), head=LinearHead(W=[[0.05]], b=[0.0], D=[[1.0]]))
+    return bypass_net()
 
 
 def test_a_saturated_high_gain_pi_loop_is_refuted_with_a_replayable_orbit(tmp_path):
