@@ -121,3 +121,11 @@ def test_pi_sweep_maps_certified_gains_and_never_certifies_a_destabilising_pair(
     assert "<svg" in html and "Certified PI gains" in html
     r = certify.check(_net(), loop=spec)
     assert r.verdict in (Verdict.CERTIFIED, Verdict.NOT_CERTIFIED)
+
+
+def test_sweep_pi_refuses_gains_that_are_not_numbers():
+    spec = make_loop(control.ss(A_C, B_C, C, D, inputs=["u"], outputs=["y"]), Ts=0.1, inputs=["y:y"], kp=0.3,
+                     ki=0.5, reference=0.2, u_min=-1.0, u_max=1.0)
+    for kp, ki in ((["a"], [0.1]), ([], [0.1]), ([float("nan")], [0.1]), (3, [0.1])):
+        with pytest.raises(LoopSpecError):
+            sweep_pi(_net(), spec, kp=kp, ki=ki)

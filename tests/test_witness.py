@@ -243,8 +243,12 @@ def test_the_search_size_is_counts_not_seconds():
     a = search(net, seed=3)
     b = search(net, seed=3)
     assert a.counterexample == b.counterexample and a.evaluations == b.evaluations
-    small = search(net, seed=3, budget=SearchBudget(n_inputs=1, n_starts=4, horizon=10, newton_starts=2))
-    assert small.evaluations < a.evaluations or a.inputs_searched == 1
+    calm = Network(layers=(ElmanLayer(W=A1(1.0), U=A1(0.5), b=V1(0.1)),))  # no witness: the whole budget runs
+    full, again = search(calm, seed=3), search(calm, seed=3)
+    small = search(calm, seed=3, budget=SearchBudget(n_inputs=2, n_starts=4, horizon=10, newton_starts=2))
+    assert full.counterexample is None and full.evaluations == again.evaluations > 0
+    assert full.inputs_searched == SearchBudget().n_inputs and small.inputs_searched == 2
+    assert small.evaluations < full.evaluations
     from certify.deadline import Deadline
 
     cut = search(net, seed=3, deadline=Deadline.after(0.0))

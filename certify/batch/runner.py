@@ -43,6 +43,19 @@ def _error_report(request: CheckRequest, verdict: Any, message: str, error_type:
                              error_type=error_type, method=request.method, solver=request.solver)
 
 
+def _remote_outcome(request: Any, get: Any, engine: str, start: float) -> Outcome:
+    """The report a cluster task returned, or an internal-error report when the task failed (a lost
+    worker costs one report, never the batch)."""
+    from certify.results import Verdict
+
+    try:
+        return Outcome(get(), "checked", time.monotonic() - start)
+    except Exception as exc:  # noqa: BLE001
+        return Outcome(_error_report(request, Verdict.INTERNAL_ERROR,
+                                     f"internal error (the {engine} task failed: {type(exc).__name__}: {exc}); "
+                                     "rerun this model with --jobs 1 --debug.", type(exc).__name__))
+
+
 def _killed_report(request: CheckRequest, seconds: float) -> Any:
     """``not_certified``: the worker overran its timeout and was killed (nothing was proved or refuted)."""
     from certify.api import file_sha256
@@ -287,12 +300,7 @@ def run_dask(requests: Sequence[CheckRequest], jobs: int, address: str | None, *
         start = time.monotonic()
         for fut in as_completed(futures):
             i = index[fut.key]
-            try:
-                outcome = Outcome(fut.result(), "checked", time.monotonic() - start)
-            except Exception as exc:  # noqa: BLE001 - a lost worker costs one report
-                outcome = Outcome(_error_report(requests[i], Verdict.INTERNAL_ERROR,
-                                                f"internal error (the Dask task failed: {type(exc).__name__}: {exc}); "
-                                                "rerun this model with --jobs 1 --debug.", type(exc).__name__))
+            outcome = _remote_outcome(requests[i], fut.result, "Dask", start)
             results[i] = outcome
             if on_done is not None:
                 on_done(i, outcome)
@@ -329,12 +337,8 @@ def run_ray(requests: Sequence[CheckRequest], jobs: int, address: str | None, *,
         while left:
             done, left = ray.wait(left, num_returns=1)
             i = index[done[0]]
-            try:
-                outcome = Outcome(ray.get(done[0]), "checked", time.monotonic() - start)
-            except Exception as exc:  # noqa: BLE001
-                outcome = Outcome(_error_report(requests[i], Verdict.INTERNAL_ERROR,
-                                                f"internal error (the Ray task failed: {type(exc).__name__}); "
-                                                "rerun this model with --jobs 1 --debug.", type(exc).__name__))
+            ref = done[0]
+            outcome = _remote_outcome(requests[i], lambda ref=ref: ray.get(ref), "Ray", start)
             results[i] = outcome
             if on_done is not None:
                 on_done(i, outcome)

@@ -217,6 +217,13 @@ def sweep_pi(net: Any, loop: LoopSpec, kp: Sequence[float], ki: Sequence[float],
     from certify.report.verdict import decide
     from certify.results import Property
 
+    try:
+        kp = [float(v) for v in kp]
+        ki = [float(v) for v in ki]
+    except (TypeError, ValueError):
+        raise LoopSpecError("sweep_pi: kp and ki must be sequences of numbers.") from None
+    if not kp or not ki or not all(np.isfinite(kp + ki)):
+        raise LoopSpecError("sweep_pi: kp and ki must be non-empty sequences of finite numbers.")
     verdicts, margins = [], []
     for k_i in ki:
         vrow, mrow = [], []

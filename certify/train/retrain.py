@@ -428,7 +428,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
             if result.best_epoch is not None:
                 _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
                 exported = copy.deepcopy(module.state_dict())
-                report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
+                report = check(onnx_path, method=method, solver=args.solver, search=False)
                 if report.exit_code is ExitCode.CERTIFIED:
                     break
             weight *= 2.0

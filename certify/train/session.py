@@ -167,7 +167,7 @@ def run_preserve(ctx: dict[str, Any]) -> int:
         os.makedirs(folder, exist_ok=True)
         onnx_path = os.path.join(folder, "model.onnx")
         replace_into(onnx_path, lambda tmp: export(m, tmp))
-        report = check(onnx_path, method=method, solver=args.solver, falsify_budget=0.0)
+        report = check(onnx_path, method=method, solver=args.solver, search=False)
         return report, onnx_path
 
     def consider(rec: dict[str, Any]) -> None:
