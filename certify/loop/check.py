@@ -163,12 +163,13 @@ def diagnose(cl: ClosedLoop, spec: LoopSpec, net: Network | None = None) -> dict
     return None
 
 
-def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray | None, *, starts: int = 50,
-              steps: int = 1000, seed: int = 0) -> dict[str, Any]:
+def _simulate(net: Network, spec: LoopSpec, cl: Any, x_star: np.ndarray | None, *, starts: int = 50,
+              steps: int = 1000, seed: int = 0, final: Any = None) -> dict[str, Any]:
     """Closed-loop runs with the true nonlinearities from random initial states (evidence, not proof).
 
     All starts run at once through the closed-loop SNOF (whose simulation equals the block-by-block one,
-    tested); the first start is also run block by block for the plotted time series.
+    tested), or through ``final(x0, steps)`` for a loop without an SNOF; the first starts are also run
+    block by block for the plotted time series.
     """
     rng = np.random.default_rng(seed)
     p, pi = spec.plant, spec.controller
@@ -178,7 +179,10 @@ def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray |
     u0 = rng.uniform(pi.u_min, pi.u_max, size=starts)
     xc0 = np.column_stack([u0, np.zeros(starts)]) if pi.form == "velocity" else np.column_stack([np.zeros(starts), u0])
     x0 = np.hstack([xp0, xn0, xc0])
-    sim = cl.form.simulate(np.zeros((steps, starts, cl.form.n_w)), x0)
+    if final is None:
+        x_end = cl.form.simulate(np.zeros((steps, starts, cl.form.n_w)), x0).x[-1]
+    else:  # a loop without an SNOF (gated network): its own batched step
+        x_end = final(x0, steps)
     tr = simulate_loop(net, spec, steps, x_plant0=xp0[0], x_net0=xn0[0], x_ctrl0=xc0[0])
     every = max(1, steps // 300)
     out: dict[str, Any] = {
@@ -199,7 +203,7 @@ def _simulate(net: Network, spec: LoopSpec, cl: ClosedLoop, x_star: np.ndarray |
     out["runs"] = {"actuator": runs_u, "estimate": runs_e, "reference": float(spec.reference),
                    "u_min": float(pi.u_min), "u_max": float(pi.u_max)}
     if x_star is not None:
-        out["max_final_distance_to_equilibrium"] = float(np.max(np.abs(sim.x[-1] - x_star)))
+        out["max_final_distance_to_equilibrium"] = float(np.max(np.abs(x_end - x_star)))
     return out
 
 
@@ -244,6 +248,9 @@ def check_closed_loop(
 
     t0 = time.perf_counter()
     spec = resolve_loop(plant, loop)
+    if any(layer.kind in ("gru", "lstm") for layer in net.layers):
+        return _check_gated_loop(net, spec, method=method, solver=solver, timeout=timeout, simulate=simulate,
+                                 solver_options=solver_options, t0=t0)
     cl = assemble(net, spec)
     description = spec.describe()
     description["closed_loop"] = {"states": cl.form.n, "channels": cl.form.m,
@@ -283,6 +290,55 @@ def check_closed_loop(
             description["equilibrium"] = _equilibrium_summary(cl, spec, x_star)
     sim = _simulate(net, spec, cl, x_star) if simulate else None
     return LoopOutcome(checks=checks, description=description, simulation=sim, closed_loop=cl)
+
+
+def _check_gated_loop(net: Network, spec: LoopSpec, *, method: str, solver: str | None, timeout: float | None,
+                      simulate: bool, solver_options: dict[str, Any] | None, t0: float) -> LoopOutcome:
+    """A loop around a GRU/LSTM network: contraction on a proved absorbing box (docs/theory.md §6.3).
+
+    The Luré–Postnikov LMI needs an SNOF, which Hadamard-gated cells do not have; on the absorbing box,
+    however, every gate and derivative is bounded, and a contraction certificate proves the same global
+    property (:func:`certify.loop.contraction.check_contraction`).
+    """
+    from certify.loop.contraction import check_contraction
+    from certify.loop.gated import NotApplicable, gated_loop
+
+    description = spec.describe()
+    try:
+        gl = gated_loop(net, spec)
+    except NotApplicable as exc:
+        gl = None
+        why = str(exc)
+    if gl is not None:
+        description["closed_loop"] = {"states": gl.n, "model": "gated network (no SNOF): plant ⋆ network ⋆ PI map"}
+    if method == "diss":
+        res = CheckResult(
+            name="loop.gas", property=Property.GAS, status=CheckStatus.NOT_APPLICABLE, criterion="diss",
+            message="the closed-form δISS tests apply to networks alone; closed loops around gated networks are "
+                    "certified by contraction (--method auto).", seconds=time.perf_counter() - t0)
+        return LoopOutcome([res], description)
+    if gl is None:
+        res = CheckResult(name="loop.gas.contraction", property=Property.GAS, status=CheckStatus.NOT_APPLICABLE,
+                          criterion="contraction_circle", message=f"the contraction analysis does not apply: {why}.",
+                          seconds=time.perf_counter() - t0)
+        return LoopOutcome([res], description)
+    left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 0.0)
+    res = check_contraction(gl, spec, solver=solver, timeout=left, solver_options=solver_options)
+    eq = res.quantities.get("equilibrium") or {}
+    x_star = np.asarray(eq["x"]) if res.proved and eq.get("found") else None
+    if x_star is not None:
+        description["equilibrium"] = _equilibrium_summary(gl, spec, x_star)  # type: ignore[arg-type]
+    sim = None
+    if simulate:
+        sim = _simulate(net, spec, gl, x_star, final=lambda x0, steps: _iterate(gl.step, x0, steps))
+    return LoopOutcome(checks=[res], description=description, simulation=sim)
+
+
+def _iterate(step: Any, x0: np.ndarray, steps: int) -> np.ndarray:
+    x = x0
+    for _ in range(steps):
+        x = step(x)
+    return x
 
 
 def absorbing_applies(cl: ClosedLoop, spec: LoopSpec) -> bool:
