@@ -103,16 +103,20 @@ class Property(str, enum.Enum):
 
     ``iss`` and ``delta_iss``: (incremental) input-to-state stability of a network on its input range;
     ``gas``: global asymptotic stability of the (shifted) equilibrium; ``well_posed``: the implicit
-    SNOF equations have a unique solution.
+    SNOF equations have a unique solution; ``region_of_attraction``: an explicit set (an invariant
+    ellipsoid) lies in the region of attraction of an equilibrium.  ``region_of_attraction`` is a
+    regional result: it proves no other property and never makes a verdict ``certified``
+    (docs/loops.md, "Regional results").
 
     >>> [p.value for p in Property]
-    ['iss', 'delta_iss', 'gas', 'well_posed']
+    ['iss', 'delta_iss', 'gas', 'well_posed', 'region_of_attraction']
     """
 
     ISS = "iss"
     DELTA_ISS = "delta_iss"
     GAS = "gas"  # global asymptotic stability of the (shifted) equilibrium
     WELL_POSED = "well_posed"
+    REGION = "region_of_attraction"  # an invariant ellipsoid inside the region of attraction; never global
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

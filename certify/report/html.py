@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from certify.report.text import describe_input_range, describe_model, fmt_num, proof_line
+from certify.report.text import describe_input_range, describe_model, fmt_num, proof_line, region_lines
 from certify.results import Verdict
 
 if TYPE_CHECKING:
@@ -197,6 +197,10 @@ def _section(report: Report, plots: bool) -> str:
     box = _absorbing_table(report)
     if box:
         parts.append(box)
+    region = region_lines(report)
+    if region:
+        parts.append(f"<h3>Region of attraction</h3><p>{_e(region[0])}</p><ul class=\"region\">"
+                     + "".join(f"<li>{_e(r)}</li>" for r in region[1:]) + "</ul>")
     if report.assumptions:
         parts.append("<h3>Assumptions</h3>" + _kv_table(_assumption_rows(jsonable(report.assumptions))))
     if report.loop:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from certify.report.text import describe_input_range, describe_model, fmt_num, proof_line
+from certify.report.text import describe_input_range, describe_model, fmt_num, proof_line, region_lines
 from certify.results import Verdict
 
 if TYPE_CHECKING:
@@ -102,6 +102,10 @@ def render_markdown(report: Report) -> str:
                 f"{fmt_num(c.margin)} | {md_cell(c.criterion)} | {md_cell(solver)} | {c.seconds:.2f} | "
                 f"{md_cell(c.message)} |"
             )
+    region = region_lines(report)
+    if region:
+        out += ["", f"**{md_cell(region[0][0].upper() + region[0][1:].rstrip(':'))}**", ""]
+        out += [f"- {md_cell(r)}" for r in region[1:]]
     if d.counterexample is not None:
         cex = d.counterexample
         out += ["", f"**Counterexample** (`{md_cell(cex.kind)}`): {md_cell(cex.description)} "

@@ -139,6 +139,10 @@ def render_text(report: Report, color: bool = False) -> str:
     if report.error is None:
         lines.append("reasons:")
     lines.extend(f"  - {r}" for r in d.reasons)
+    region = region_lines(report)
+    if region:
+        lines.append(region[0])
+        lines.extend(f"  {r}" for r in region[1:])
     if d.counterexample is not None:
         cex = d.counterexample
         lines.append(f"counterexample: {cex.kind}: {cex.description} (residual {fmt_num(float(cex.residual))})")
@@ -185,3 +189,48 @@ def proof_line(cex: Any) -> str | None:
     return (f"interval Krawczyk test in {proof.get('precision_bits', '?')}-bit ball arithmetic, {where}, "
             f"{what} of radius ≤ {fmt_num(radius)} (contraction ≤ {fmt_num(contraction)}); "
             "re-check it with `certify verify REPORT.json MODEL`")
+
+
+def region_lines(report: Any) -> list[str]:
+    """A short section on a proved region of attraction (``region_of_attraction`` check), else ``[]``.
+
+    The first line is the heading; it says that the result is regional and does not change the verdict.
+
+    >>> from certify.report.model import Report
+    >>> from certify.results import CheckResult, Property
+    >>> c = CheckResult("loop.region", Property.REGION, CheckStatus.PROVED, "circle_local_slopes", quantities={
+    ...     "ellipsoid": {"c": 0.5}, "contraction_rate": 0.99,
+    ...     "states": [{"name": "p", "unit": "bar", "half_width": 3.2, "centre": 108.0, "plant": True}],
+    ...     "channels": [{"kind": "saturation", "slope": [1.0, 1.0]}]})
+    >>> for line in region_lines(Report(model={}, checks=(c,), requested=(Property.GAS,), created="x",
+    ...                                 tool_version="0")):
+    ...     print(line)
+    region of attraction (loop.region; regional only, global stability not proved, verdict unchanged):
+    invariant ellipsoid (x − x̂)ᵀP(x − x̂) ≤ 0.5 around the equilibrium, contraction factor 0.99 per step
+    p = 108 ± 3.2 bar
+    local slopes used: saturation [1, 1]
+    """
+    out: list[str] = []
+    for c in report.checks:
+        if c.property.value != "region_of_attraction" or c.status is not CheckStatus.PROVED:
+            continue
+        q = c.quantities
+        ell = q.get("ellipsoid") or {}
+        rate = q.get("contraction_rate")
+        out.append(f"region of attraction ({c.name}; regional only, global stability not proved, verdict unchanged):")
+        out.append(f"invariant ellipsoid (x − x̂)ᵀP(x − x̂) ≤ {fmt_num(ell.get('c'))} around the equilibrium"
+                   + (f", contraction factor {float(rate):.6g} per step" if rate is not None else ""))
+        states = list(q.get("states") or [])
+        shown = [s for s in states if s.get("plant")] or states
+        for s in shown[:8]:
+            unit = f" {s['unit']}" if s.get("unit") else ""
+            out.append(f"{s.get('name')} = {fmt_num(s.get('centre'))} ± {fmt_num(s.get('half_width'))}{unit}")
+        if len(shown) > 8:
+            out.append(f"… {len(shown) - 8} more states (see the JSON report)")
+        chans = list(q.get("channels") or [])
+        if chans:
+            parts = [f"{ch.get('kind')} [{fmt_num(ch['slope'][0])}, {fmt_num(ch['slope'][1])}]" for ch in chans[:8]]
+            more = f", … ({len(chans)} channels)" if len(chans) > 8 else ""
+            out.append("local slopes used: " + ", ".join(parts) + more)
+        break
+    return out
