@@ -78,13 +78,13 @@ class Context:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper, numpy_helper
+    from certify.importers.onnx_proto import attribute_value, to_array
 
     out = {}
     for a in node.attribute:
-        v = helper.get_attribute_value(a)
+        v = attribute_value(a)
         if hasattr(v, "data_type"):
-            v = numpy_helper.to_array(v)
+            v = to_array(v)
         out[a.name] = v
     return out
 

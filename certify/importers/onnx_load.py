@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from certify.errors import ModelFileError, UnsupportedModelError, WeightError
+from certify.importers import onnx_proto
 from certify.importers.limits import MAX_EXTERNAL_BYTES, Budget, RegularFile, ResourceLimitError, numel
 from certify.networks import InputRange, MinMaxScaling, Network
 
@@ -37,10 +38,8 @@ def parse_model(data: bytes, path: str) -> Any:
     ...     "not" in str(e)
     True
     """
-    import onnx
-
     try:
-        model = onnx.load_from_string(data)
+        model = onnx_proto.parse_model(data)
     except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - protobuf raises several types
         raise ModelFileError(
             f"{path} is not a readable ONNX model: the protobuf could not be parsed ({type(exc).__name__}). "
@@ -106,13 +105,12 @@ def load_external(model: Any, path: str, budget: Budget | None = None) -> list[t
     Returns ``[(sha256, location), ...]`` of the external files read, sorted by location (the model's
     own SHA-256 would not change when only the weights in ``model.onnx.data`` do).
     """
-    from onnx import TensorProto
-
+    external = onnx_proto.proto().TensorProto.EXTERNAL
     budget = budget or Budget()
     folder = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     digests: dict[str, str] = {}
     for t, _where in _tensors(model):
-        if t.data_location != TensorProto.EXTERNAL:
+        if t.data_location != external:
             continue
         info = {e.key: e.value for e in t.external_data}
         loc = info.get("location", "")
@@ -150,18 +148,16 @@ def load_external(model: Any, path: str, budget: Budget | None = None) -> list[t
             raise ModelFileError(f"{path}: external data {loc!r} of tensor {t.name!r} is truncated.")
         t.raw_data = raw
         del t.external_data[:]
-        t.data_location = TensorProto.DEFAULT
+        t.data_location = onnx_proto.proto().TensorProto.DEFAULT
         budget.check("reading external data")
     return sorted((h, loc) for loc, h in digests.items())
 
 
 def initializers(model: Any, path: str) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
     out = {}
     for t in model.graph.initializer:
         try:
-            out[t.name] = numpy_helper.to_array(t)
+            out[t.name] = onnx_proto.to_array(t)
         except Exception as exc:  # noqa: BLE001
             raise ModelFileError(f"{path}: initializer {t.name!r} cannot be decoded ({exc}).") from None
     return out
@@ -171,10 +167,9 @@ def validate(model: Any, path: str) -> Any:
     """Check the model as onnxruntime would before trusting its shapes; return the shape-inferred model.
 
     Runs ``onnx.checker.check_model(full_check=True)`` and strict shape inference with data
-    propagation (ONNX IR spec; onnxruntime refuses models that fail them).
+    propagation (ONNX IR spec; onnxruntime refuses models that fail them): ONNX's own native checker and
+    inference, called without importing the ``onnx`` package's Python layer (:mod:`.onnx_proto`).
     """
-    import onnx
-
     if not model.graph.output:
         raise ModelFileError(f"{path}: the ONNX graph declares no output; there is nothing to analyse. Re-export it.")
     for vi in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
@@ -184,8 +179,8 @@ def validate(model: Any, path: str) -> Any:
     if model.ByteSize() > 2**31 - 1:
         raise ResourceLimitError(f"{path}: the model with its external data exceeds 2 GiB; refused.")
     try:
-        onnx.checker.check_model(model, full_check=True)
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        onnx_proto.check_model_full(model)
+        inferred = onnx_proto.infer_shapes_strict(model)
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - checker/inference raise several types
         msg = " ".join(str(exc).split())
         msg = msg[:400] + ("…" if len(msg) > 400 else "")
@@ -209,13 +204,59 @@ def value_shapes(model: Any) -> dict[str, tuple[int | None, ...]]:
     return out
 
 
+_SIMPLE_KEYWORDS = frozenset({"type", "required", "additionalProperties", "properties", "items", "minItems"})
+_JSON_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str}
+
+
+def plainly_valid(value: Any, schema: dict[str, Any]) -> bool:
+    """True only when ``value`` (parsed JSON) certainly satisfies ``schema`` (JSON Schema 2020-12).
+
+    Understands the keywords of the metadata schemas (``type`` object/array/number/string, ``required``,
+    ``additionalProperties: false``, ``properties``, ``items``, ``minItems``) and answers ``False`` for
+    any other keyword, so that the caller runs the full validator (``jsonschema``, imported only then),
+    which also words the error. ``number`` excludes booleans, as JSON Schema does.
+
+    >>> s = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+    >>> plainly_valid([1, 2.5], s), plainly_valid([True], s), plainly_valid([], s)
+    (True, False, False)
+    """
+    if not isinstance(schema, dict) or not set(schema) <= _SIMPLE_KEYWORDS:
+        return False
+    kind = schema.get("type")
+    if kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind in _JSON_TYPES:
+        ok = isinstance(value, _JSON_TYPES[kind])
+    else:
+        return False
+    if not ok:
+        return False
+    if kind == "object":
+        props = schema.get("properties", {})
+        if any(k not in value for k in schema.get("required", ())):
+            return False
+        extra = schema.get("additionalProperties", True)
+        if extra is not True and (extra is not False or any(k not in props for k in value)):
+            return False
+        return all(k not in value or plainly_valid(value[k], sub) for k, sub in props.items())
+    if any(k in schema for k in ("required", "properties", "additionalProperties")):
+        return False
+    if kind == "array":
+        if len(value) < schema.get("minItems", 0):
+            return False
+        return "items" not in schema or all(plainly_valid(v, schema["items"]) for v in value)
+    return not any(k in schema for k in ("items", "minItems"))
+
+
 def _meta_json(meta: dict[str, str], key: str, path: str) -> Any:
     if key not in meta:
         return None
-    from certify.importers.sidecar import check_metadata_value, parse_json_text
+    from certify.importers.sidecar import METADATA_SCHEMAS, check_metadata_value, parse_json_text
 
     value = parse_json_text(meta[key], f"{path}: metadata {key!r}")
-    check_metadata_value(key, value, f"{path}: metadata {key!r}")
+    schema = METADATA_SCHEMAS.get(key)
+    if schema is not None and (onnx_proto.full_requested() or not plainly_valid(value, schema)):
+        check_metadata_value(key, value, f"{path}: metadata {key!r}")  # jsonschema: the verdict and its wording
     return value
 
 
@@ -304,12 +345,10 @@ def load_onnx(data: bytes, path: str, budget: Budget | None = None) -> tuple[Net
 
 def _inline_functions(model: Any, path: str) -> Any:
     """Inline model-local functions (the dynamo exporter may emit them) so every node is a standard op."""
-    import onnx
-
     if len(model.functions) > 10_000:
         raise ModelFileError(f"{path}: the model defines {len(model.functions)} local functions; refused.")
     try:
-        return onnx.inliner.inline_local_functions(model)
+        return onnx_proto.inline_local_functions(model)
     except (Exception, RecursionError) as exc:  # noqa: BLE001
         raise ModelFileError(f"{path}: the model's local functions cannot be inlined ({type(exc).__name__}).") from None
 
