@@ -126,6 +126,10 @@ def _verify(data: Any, net: Any, sha: str | None, plant: str | None, loop: str |
         if plant is None and loop is None:
             raise InvalidInputError("the loop report names no loop file or built-in plant: pass --plant or --loop.")
         spec = resolve_loop(plant, loop)
+        if any(layer.kind in ("gru", "lstm") for layer in net.layers):  # no SNOF: the gated loop map
+            from certify.loop.gated import GatedLoopSystem, gated_loop
+
+            return verify_witness(GatedLoopSystem(gated_loop(net, spec)), proof)
         return verify_witness(SNOFSystem(assemble(net, spec).form), proof)
     assumptions = rep.get("assumptions") if isinstance(rep.get("assumptions"), Mapping) else {}
     ir = assumptions.get("input_range")

@@ -5,7 +5,8 @@ References used here, all independent of the certificate:
 * central finite differences of the float step for the Jacobian representation (LFT);
 * point evaluations for the interval enclosures;
 * simulation from 100 far starts, with the real saturation, for every certified loop;
-* a bistable network (two proved-different limits in simulation) that must never be certified.
+* a bistable network (two different limits in simulation) that must never be certified, and whose two
+  equilibria the loop search proves (``unstable``), re-proved on a freshly built loop map.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import pytest
 import certify
 from certify.loop.build import make_loop
 from certify.loop.contraction import check_contraction, lure_from_lft, tangent_lft
-from certify.loop.gated import absorbing_box, gated_loop
+from certify.loop.gated import GatedLoopSystem, absorbing_box, gated_loop
 from certify.loop.simulate import simulate_loop
 from certify.networks import GRULayer, LinearHead, LSTMLayer, Network
+from certify.witness.proofs import verify_witness
 
 PLANT = {"A": [[0.8]], "B": [[0.2]], "C": [[1.0]], "D": [[0.0]], "u_min": [-1.0], "u_max": [1.0], "Ts": 1.0}
 PLANT2 = {"A": [[0.9, 0.1], [-0.1, 0.7]], "B": [[0.1], [0.2]], "C": [[1.0, 0.5]], "D": [[0.0]],
@@ -163,7 +165,15 @@ def test_bistable_gru_is_never_certified():
     res = check_contraction(net, spec)
     assert not res.proved
     r = certify.check(net, loop=spec)
-    assert r.verdict.value != "certified"
+    assert r.verdict.value == "unstable"  # the loop search proves the two equilibria (Krawczyk, Arb)
+    cex = r.counterexample
+    assert cex.kind == "multiple_equilibria"
+    proof = cex.data["proof"]
+    # re-proved from the stored numbers on a freshly built loop map, and the two points really are fixed points
+    assert verify_witness(GatedLoopSystem(gated_loop(net, spec)), proof).proved
+    for key in ("x_a", "x_b"):
+        x = np.asarray(cex.data[key])
+        assert np.max(np.abs(gl.step(x[None, :])[0] - x)) < 1e-9
 
 
 def test_lft_loop_transformation_preserves_the_jacobians():

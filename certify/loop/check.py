@@ -35,7 +35,8 @@ class LoopOutcome:
     description: dict[str, Any]
     counterexample: Counterexample | None = None
     simulation: dict[str, Any] | None = None
-    closed_loop: ClosedLoop | None = field(default=None, compare=False)
+    #: the assembled ClosedLoop, or the GatedLoop map of a gated network (no SNOF)
+    closed_loop: Any = field(default=None, compare=False)
 
 
 def _vertex_matrix(cl: ClosedLoop, gains: np.ndarray) -> np.ndarray:
@@ -331,7 +332,7 @@ def _check_gated_loop(net: Network, spec: LoopSpec, *, method: str, solver: str 
     sim = None
     if simulate:
         sim = _simulate(net, spec, gl, x_star, final=lambda x0, steps: _iterate(gl.step, x0, steps))
-    return LoopOutcome(checks=[res], description=description, simulation=sim)
+    return LoopOutcome(checks=[res], description=description, simulation=sim, closed_loop=gl)
 
 
 def _iterate(step: Any, x0: np.ndarray, steps: int) -> np.ndarray:

@@ -310,3 +310,53 @@ def absorbing_box(gl: GatedLoop, *, max_iter: int = 500, rtol: float = 1e-6,
                 break
     return GatedAbsorbingBox(lower=lo, upper=hi, stage0_lower=lo0, stage0_upper=hi0, plant_ratio=ratio,
                              iterations=it, seconds=time.perf_counter() - t0)
+
+
+class GatedLoopSystem:
+    """A :class:`GatedLoop` as a system of :mod:`certify.witness` (the counterexample search and its proofs).
+
+    ``map`` evaluates the loop step on :class:`~certify.witness.dual.Dual` values, for float64 and for ball
+    arithmetic alike, with each layer's step from :func:`certify.witness.layers.step` (gate complements as
+    ``σ(−a)``) and the saturation as ``ops.clip``; ``mode="residual"`` gives ``F(x) − x``.
+    """
+
+    def __init__(self, gl: GatedLoop):
+        self.gl = gl
+        self.n_states = gl.n
+        self.n_inputs = 0
+        pi = gl.spec.controller
+        self._lo, self._hi = np.array([pi.u_min]), np.array([pi.u_max])
+
+    def step(self, X: np.ndarray, u: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.gl.step(X.reshape(-1, self.n_states)).reshape(X.shape)
+
+    def map(self, ops: Any, X: Any, u: np.ndarray, mode: str) -> Any:
+        from certify.witness.dual import Dual
+        from certify.witness.layers import step as layer_step
+
+        gl, pi = self.gl, self.gl.spec.controller
+        n = gl.n
+        xp, up, ep = X.part(gl.plant_states), X.part(slice(n - 2, n - 1)), X.part(slice(n - 1, n))
+        s = ops.lin(gl.S_x, xp) + ops.lin(gl.S_u[:, None], up) + ops.const(gl.s_0)
+        parts, sig = [], s
+        for layer, sl in zip(gl.net.layers, gl.net.state_slices()):
+            off = gl.n_plant
+            xn, sig = layer_step(layer, ops, X.part(slice(off + sl.start, off + sl.stop)), sig)
+            parts.append(xn)
+        head = gl.net.head
+        if head is not None:
+            out = ops.lin(head.W, sig) + ops.const(head.b)
+            if head.D is not None:
+                out = out + ops.lin(head.D, s)
+        else:
+            out = sig
+        k = gl.spec.output
+        est = ops.lin(np.array([[gl.est_gain]]), out.part(slice(k, k + 1))) + ops.const(np.array([gl.est_0]))
+        e = ops.const(np.array([gl.spec.reference])) - est
+        q = up + ops.lin(np.array([[-pi.kp]]), ep) + ops.lin(np.array([[pi.kp + pi.ki * pi.Ts]]), e)
+        u_new = ops.clip(q, self._lo, self._hi)
+        xpn = ops.lin(gl.A, xp) + ops.lin(gl.b_act[:, None], u_new) + ops.const(gl.b_0)
+        new = Dual.concat([xpn, *parts, u_new, e])
+        return new - X if mode == "residual" else new

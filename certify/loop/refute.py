@@ -45,18 +45,25 @@ def loop_space(cl: Any, spec: Any) -> SearchSpace:
     ctrl_h = np.array([half, max(half, 1.0)]) if pi.form == "velocity" else np.array([max(half, 1.0), half])
     center = np.concatenate([p.x_op, np.zeros(cl.n_net), ctrl_c])
     halfwidth = np.concatenate([0.2 * np.abs(p.x_op) + 0.1, np.ones(cl.n_net), ctrl_h])
-    n = cl.form.n
+    n = loop_system(cl).n_states
     return SearchSpace(center[:n], halfwidth[:n], np.full(n, np.inf), False)
+
+
+def loop_system(cl: Any) -> Any:
+    """The witness system of a closed loop: its SNOF, or the loop map of a gated network (no SNOF)."""
+    from certify.loop.gated import GatedLoop, GatedLoopSystem
+    from certify.witness.systems import SNOFSystem
+
+    return GatedLoopSystem(cl) if isinstance(cl, GatedLoop) else SNOFSystem(cl.form)
 
 
 def refute_loop(cl: Any, spec: Any, *, seed: int = 0, budget: SearchBudget | None = None,
                 deadline: Deadline | None = None) -> SearchOutcome:
-    """Search the closed loop ``cl`` (:func:`certify.loop.assemble.assemble`) for a proved witness."""
-    from certify.witness.systems import SNOFSystem
-
+    """Search the closed loop ``cl`` (:func:`certify.loop.assemble.assemble`, or a gated loop of
+    :func:`certify.loop.gated.gated_loop`) for a proved witness."""
     t0 = time.perf_counter()
     try:
-        system = SNOFSystem(cl.form)
+        system = loop_system(cl)
     except ValueError as exc:
         return SearchOutcome(None, (f"not searched: {exc}",), False, 0, 0, time.perf_counter() - t0)
     out = search_system(system, [np.zeros(system.n_inputs)], loop_space(cl, spec), seed=seed,
@@ -74,9 +81,10 @@ def _with_trajectory(cl: Any, spec: Any, cex: Counterexample) -> Counterexample:
     x0 = np.asarray(d.get("x0", d.get("x_a")), dtype=np.float64)
     period = int(d.get("period", 1))
     steps = int(min(400, max(50, 3 * period)))
+    system = loop_system(cl)
     X = [x0]
     for _ in range(steps):
-        X.append(cl.form.step(X[-1], np.zeros(cl.form.n_w))[0])
+        X.append(system.step(X[-1][None, :], np.zeros(0))[0])
     X = np.array(X)
     ctrl = X[:, cl.ctrl_states]
     actuator = ctrl[:, 0] if spec.controller.form == "velocity" else np.clip(
@@ -93,11 +101,10 @@ def _with_trajectory(cl: Any, spec: Any, cex: Counterexample) -> Counterexample:
 def loop_falsification_check(cl: Any, cex: Counterexample) -> CheckResult:
     """GAS of the loop disproved by ``cex``, after re-proving it from its stored boxes (else not proved)."""
     from certify.witness.proofs import verify_witness
-    from certify.witness.systems import SNOFSystem
 
     t0 = time.perf_counter()
     proof = cex.data.get("proof")
-    ok = proof is not None and verify_witness(SNOFSystem(cl.form), proof).proved
+    ok = proof is not None and verify_witness(loop_system(cl), proof).proved
     q = {"kind": cex.kind, "rechecked": ok, "proof": "krawczyk (ball arithmetic)"}
     if ok:
         return CheckResult("loop.falsify.gas", Property.GAS, CheckStatus.DISPROVED, "falsification",
