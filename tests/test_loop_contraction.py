@@ -204,3 +204,48 @@ def test_gated_loop_through_the_api_reports_the_method():
     (chk,) = [c for c in r.checks if c.name == "loop.gas.contraction"]
     assert chk.criterion == "contraction_circle"
     assert r.to_dict()["loop"]["equilibrium"]["reference"] == 0.2
+
+
+LOOP_TOML = """
+[plant]
+A = [[0.8]]
+B = [[0.2]]
+C = [[1.0]]
+D = [[0.0]]
+Ts = 1.0
+u_min = [-1.0]
+u_max = [1.0]
+
+[network]
+inputs = ["y:y1", "u_prev:u1"]
+output = 0
+
+[controller]
+type = "pi"
+form = "velocity"
+kp = 0.3
+ki = 0.5
+actuator = "u1"
+reference = 0.2
+"""
+
+
+def test_cli_gated_onnx_in_a_loop_file_gets_an_answer_not_a_refusal(tmp_path):
+    """The bundled 4-unit GRU (no linear path to the estimate) in a loop file: checked, not refused (exit 1,
+    with the reason from the Jacobian set), and the JSON names the method."""
+    import json
+    from pathlib import Path
+
+    from certify.cli import main
+
+    loop = tmp_path / "loop.toml"
+    loop.write_text(LOOP_TOML)
+    model = Path(__file__).resolve().parents[1] / "models_zoo" / "gru_small.onnx"
+    out = tmp_path / "r.json"
+    code = main(["check", str(model), "--loop", str(loop), "-o", str(out), "-q"])
+    data = json.loads(out.read_text())
+    assert code == 1 and data["verdict"] == "not_certified"
+    (chk,) = [c for c in data["checks"] if c["name"] == "loop.gas.contraction"]
+    assert chk["status"] == "not_proved"
+    nec = chk["quantities"]["necessary_condition"]
+    assert nec["max_spectral_radius_lft_vertices"] >= 1.0 > nec["max_spectral_radius_sampled"]

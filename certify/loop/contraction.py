@@ -167,7 +167,8 @@ def lure_from_lft(t: TangentLFT) -> Any:
     return LureSystem(A=A, B=B, C=C, D=D, K=K)
 
 
-def _necessary(gl: GatedLoop, box: Interval, t: TangentLFT, samples: int = 64, seed: int = 0) -> dict[str, Any]:
+def _necessary(gl: GatedLoop, box: Interval, t: TangentLFT, samples: int = 64, vertices: int = 62,
+               seed: int = 0) -> dict[str, Any]:
     """Spectral radius of the real Jacobian at points of the box (a contraction needs ρ(J(x)) < 1 everywhere)
     and of LFT members at the gains' vertices; the largest found is reported."""
     rng = np.random.default_rng(seed)
@@ -188,8 +189,9 @@ def _necessary(gl: GatedLoop, box: Interval, t: TangentLFT, samples: int = 64, s
         if r > worst:
             worst, where = r, x
     vert = 0.0
-    for _ in range(16):
-        d = np.where(rng.uniform(size=t.lower.shape) < 0.5, t.lower, t.upper)
+    tries = [t.lower, t.upper] + [np.where(rng.uniform(size=t.lower.shape) < 0.5, t.lower, t.upper)
+                                  for _ in range(vertices)]
+    for d in tries:
         vert = max(vert, float(np.max(np.abs(np.linalg.eigvals(t.jacobian(d))))))
     return {"max_spectral_radius_sampled": worst, "at": None if where is None else where.tolist(),
             "max_spectral_radius_lft_vertices": vert}
@@ -274,6 +276,17 @@ def check_contraction(net: Any, spec: Any, *, solver: str | None = None, timeout
                "(global stability may still hold, but this method cannot show it).")
         return CheckResult(name=name, property=Property.GAS, status=CheckStatus.NOT_PROVED, criterion=crit,
                            message=msg, margin=nec["max_spectral_radius_sampled"] - 1.0, quantities=q,
+                           seconds=time.perf_counter() - t0)
+    if nec["max_spectral_radius_lft_vertices"] >= 1.0:
+        msg = ("not proved by contraction: the Jacobian set over the absorbing box (every gain anywhere in its "
+               "interval, independently) contains a member with spectral radius "
+               f"{nec['max_spectral_radius_lft_vertices']:.4f} ≥ 1, so no contraction certificate exists for that "
+               "set, although the real Jacobians sampled in the box have spectral radius ≤ "
+               f"{nec['max_spectral_radius_sampled']:.4f}. The box is too wide for this method: gates or the "
+               "saturation range over intervals that let the PI's integrator run open (an estimate with a linear "
+               "path from the measurements, or smaller recurrent weights, narrows them).")
+        return CheckResult(name=name, property=Property.GAS, status=CheckStatus.NOT_PROVED, criterion=crit,
+                           message=msg, margin=nec["max_spectral_radius_lft_vertices"] - 1.0, quantities=q,
                            seconds=time.perf_counter() - t0)
     sys = lure_from_lft(lft)
     left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 1.0)
