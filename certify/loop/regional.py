@@ -53,7 +53,7 @@ from certify.results import CheckResult, CheckStatus, Property
 #: growth factor of ``c`` per round of the search (halved in the exponent after a failure)
 GROWTH = 16.0
 #: stop the search when the growth factor falls below this
-MIN_GROWTH = 1.01
+MIN_GROWTH = 1.05
 #: half-width of the first pre-activation intervals, relative to ``max(1, |q̂_i|)``
 FIRST_WIDTH = 1e-3
 
@@ -473,6 +473,38 @@ def _fixed_shape(form: Any, x: np.ndarray, best: RegionCertificate, c: float, le
     return (cert, val, "fixed shape") if val.ok else (None, val, val.reason)
 
 
+def _global_classes(val: RegionValidation) -> bool:
+    """Whether every local slope class is already the channel's global one (nothing left to tighten)."""
+    return all(r["slope"] == r["global_slope"] for r in val.channels)
+
+
+def _enlarge_level(form: Any, x: np.ndarray, start: tuple[RegionCertificate, RegionValidation], levels: int, *,
+                   solver: str | None, left: Any, options: Mapping[str, Any] | None, rounds: list[dict[str, Any]],
+                   tries: int = 5) -> tuple[RegionCertificate, RegionValidation] | None:
+    """Grow ``c`` with ``P`` fixed (factor 4, square-rooted after each failure, at most ``tries`` failures);
+    the largest validated level, or ``None`` when no larger one validated."""
+    cur: tuple[RegionCertificate, RegionValidation] | None = None
+    cert = start[0]
+    if _global_classes(start[1]):
+        return None
+    f, failed = 4.0, 0
+    while failed < tries and f > 1.04:
+        budget = left()
+        if budget is not None and budget <= 0:
+            break
+        new, val, note = _fixed_shape(form, x, cert, cert.c * f, levels, solver=solver, timeout=budget,
+                                      options=options)
+        rounds.append({"step": "level", "growth": f, "proved": new is not None,
+                       "log_volume": None if new is None else new.log_volume(), "note": "" if new else note})
+        if new is not None and val is not None:
+            cur, cert = (new, val), new
+            if _global_classes(val):
+                break
+        else:
+            f, failed = float(np.sqrt(f)), failed + 1
+    return cur
+
+
 def _fit_level(geo: _Geometry, ql: np.ndarray, qh: np.ndarray, c_hint: float, steps: int = 60) -> float:
     """The largest ``c`` (bisection in ``log c``) whose enclosure lies in ``[ql, qh]``; 0 if none."""
     def fits(c: float) -> bool:
@@ -654,21 +686,21 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
             break
         cert, val, note = _candidate(form, x, ql, qh, len(levels), solver=solver, timeout=budget,
                                      options=solver_options, c_hint=best[0].c if best else 1e-6)
-        improved = cert is not None and (best is None or cert.log_volume() > best[0].log_volume() + 1e-3)
         rounds.append({"step": "shape", "q_halfwidth_max": float(np.max(qh - ql, initial=0.0) / 2),
                        "growth": theta, "proved": cert is not None,
                        "log_volume": None if cert is None else cert.log_volume(), "note": "" if cert else note})
-        if not improved and best is not None and (left() is None or left() > 0):
-            # the same shape, a larger level: only the multipliers are solved for (Boyd et al. 1994, §5.2)
-            cert, val, note = _fixed_shape(form, x, best[0], best[0].c * theta, len(levels), solver=solver,
-                                           timeout=left(), options=solver_options)
-            improved = cert is not None
-            rounds.append({"step": "level", "growth": theta, "proved": cert is not None,
-                           "log_volume": None if cert is None else cert.log_volume(), "note": "" if cert else note})
+        # the same shape, larger levels: only the multipliers are solved for (Boyd et al. 1994, §5.2)
+        start = (cert, val) if cert is not None else best
+        if start is not None:
+            grown = _enlarge_level(form, x, start, len(levels), solver=solver, left=left, options=solver_options,
+                                   rounds=rounds)
+            if grown is not None:
+                cert, val = grown
+        improved = cert is not None and (best is None or cert.log_volume() > best[0].log_volume() + 1e-3)
         if improved:
             assert cert is not None and val is not None
             best = (cert, val)
-            if all(r["slope"] == r["global_slope"] for r in val.channels):
+            if _global_classes(val):
                 q["global_classes"] = True  # nothing left to tighten: the same P holds for every c
                 break
         elif best is None:
