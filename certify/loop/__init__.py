@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_closed_loop", "list_plants"]
+__all__ = ["check_closed_loop", "check_regional", "list_plants"]
 
 
 def check_closed_loop(*args: Any, **kwargs: Any) -> Any:
@@ -48,6 +48,24 @@ def check_closed_loop(*args: Any, **kwargs: Any) -> Any:
     [('loop.gas', 'proved')]
     """
     from certify.loop.check import check_closed_loop as impl
+
+    return impl(*args, **kwargs)
+
+
+def check_regional(*args: Any, **kwargs: Any) -> Any:
+    """Certify an invariant ellipsoid in the region of attraction of a SNOF's equilibrium (never GAS).
+
+    A lazy wrapper (it needs cvxpy) of :func:`certify.loop.regional.check_regional`; the result's property
+    is ``region_of_attraction`` and it never makes a verdict ``certified`` (docs/theory.md §6.2,
+    docs/loops.md "Regional results").  For an assembled loop use
+    :func:`certify.loop.regional.check_loop_region`, which labels the states.
+
+    >>> from certify.snof import SNOF, Channel
+    >>> r = check_regional(SNOF(A=[[1.2]], B_p=[[-0.5]], C_q=[[1.0]], channels=(Channel("tanh"),)))
+    >>> r.name, r.property.value, r.status.value
+    ('loop.region', 'region_of_attraction', 'proved')
+    """
+    from certify.loop.regional import check_regional as impl
 
     return impl(*args, **kwargs)
 
