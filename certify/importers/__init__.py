@@ -14,7 +14,9 @@ Metadata keys (ONNX ``metadata_props``; JSON values) — documented with example
 * ``certify.input_names`` / ``certify.output_names``: JSON lists of names.
 
 Torch state dicts read the same fields from a sidecar ``<file>.certify.json``
-(:mod:`certify.importers.sidecar`).  Only ``onnx`` is imported to read ONNX files; ``torch`` is
+(:mod:`certify.importers.sidecar`).  ONNX files are read with the ``onnx`` distribution's protobuf
+classes and its native checker, shape inference and inliner, without importing the ``onnx`` package's
+Python layer (:mod:`certify.importers.onnx_proto`; ``CERTIFY_ONNX_FULL=1`` uses it); ``torch`` is
 imported only for state dicts.
 
 Untrusted input (:mod:`certify.importers.limits`): only regular files are read (FIFOs and devices are

@@ -38,6 +38,7 @@ def parse_model(data: bytes, path: str) -> Any:
     ...     "not" in str(e)
     True
     """
+    onnx_proto.preload()
     try:
         model = onnx_proto.parse_model(data)
     except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - protobuf raises several types

@@ -168,6 +168,16 @@ def _native_function(submodule: str, name: str) -> Any:
     return fn if doc.startswith(_SIGNATURES[(submodule, name)]) else None
 
 
+def preload() -> None:
+    """Load what reading a model needs (outside any ``try`` that words file errors: a broken installation
+    is an import error, never a verdict on the model)."""
+    if full_requested():
+        import onnx  # noqa: F401
+    else:
+        proto()
+        native()
+
+
 def parse_model(data: bytes) -> Any:
     """Parse ``data`` as a ``ModelProto`` as ``onnx.load_from_string`` does (every byte must be consumed).
 
