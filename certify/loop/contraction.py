@@ -207,10 +207,8 @@ def _solve(sys: Any, *, solver: str | None, timeout: float | None, solver_option
 
     t0 = time.perf_counter()
     bal, T, S = balance_lure(sys)
-    first = _solvers.get_solver(solver) if solver else None
-    names = [first.name] if first else [None]
-    if first is not None:
-        names += [s.name for s in _solvers.fallback_solvers(first)]
+    first = _solvers.get_solver(solver) if solver else _solvers.choose_solver(2 * sys.n + sys.m)
+    names = [first.name] + [s.name for s in _solvers.fallback_solvers(first)]
     attempts: list[dict[str, Any]] = []
     for name in names:
         left = None if timeout is None else timeout - (time.perf_counter() - t0)
@@ -218,7 +216,8 @@ def _solve(sys: Any, *, solver: str | None, timeout: float | None, solver_option
             break
         att = solve_lmi(bal, "circle", solver=name, timeout=left,
                         solver_options=solver_options if name == names[0] else None)
-        rec = {"solver": att.outcome.solver if att.outcome is not None else name, "message": att.message}
+        rec: dict[str, Any] = {"solver": att.outcome.solver if att.outcome is not None else name,
+                               "message": att.message}
         attempts.append(rec)
         if att.certificate is None:
             continue

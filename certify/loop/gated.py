@@ -176,14 +176,15 @@ def gated_loop(net: Network, spec: LoopSpec) -> GatedLoop:
     gain = np.ones(nin) if s_in is None else np.asarray(s_in.gain, dtype=np.float64)
     offset = np.zeros(nin) if s_in is None else s_in.net_low - s_in.raw_low * s_in.gain
     S_x, S_u, s_0 = np.zeros((nin, p.n_states)), np.zeros(nin), np.array(offset, dtype=np.float64)
+    C, y_op, u_op = np.asarray(p.C), np.asarray(p.y_op), np.asarray(p.u_op)
     for i, ref in enumerate(spec.inputs):
         if ref.kind == "y":  # y = y° + C (x − x°) (the actuator column of D is zero for network inputs)
-            S_x[i] = gain[i] * p.C[ref.index]
-            s_0[i] += gain[i] * (p.y_op[ref.index] - p.C[ref.index] @ p.x_op)
+            S_x[i] = gain[i] * C[ref.index]
+            s_0[i] += gain[i] * (y_op[ref.index] - C[ref.index] @ p.x_op)
         elif ref.kind == "u_prev":
             S_u[i] = gain[i]
         elif ref.kind == "u":
-            s_0[i] += gain[i] * p.u_op[ref.index]
+            s_0[i] += gain[i] * u_op[ref.index]
         else:
             s_0[i] += gain[i] * ref.value
     k = spec.output
@@ -191,7 +192,7 @@ def gated_loop(net: Network, spec: LoopSpec) -> GatedLoop:
     raw0 = 0.0 if s_out is None else float(s_out.raw_low[k] - s_out.net_low / s_out.gain[k])
     a = spec.actuator
     b_act = p.B[:, a].astype(np.float64)
-    b_0 = p.x_op - p.A @ p.x_op - b_act * p.u_op[a]
+    b_0 = p.x_op - p.A @ p.x_op - b_act * u_op[a]
     return GatedLoop(net=net, spec=spec, S_x=S_x, S_u=S_u, s_0=s_0, est_0=raw0, est_gain=1.0 / g_out,
                      A=np.asarray(p.A, dtype=np.float64), b_act=b_act, b_0=b_0, n_plant=p.n_states,
                      n_net=net.n_states)
