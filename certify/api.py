@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from certify.deadline import Deadline
 from certify.errors import CertifyError, InvalidInputError
+from certify.networks.kinds import GATED_KINDS  # noqa: F401  (re-exported; the layer-kind registry defines it)
 from certify.report.model import Report
 from certify.results import ExitCode, Verdict
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from certify.networks import InputRange, Network
 
 METHODS = ("auto", "diss", "lmi", "all")
-GATED_KINDS = frozenset({"gru", "lstm"})
 #: Counterexample kinds that only refute δISS (all others refute GAS, hence δISS too).
 _DELTA_ONLY_KINDS = frozenset({"non_contracting_pair"})
 _UNKNOWN_RANGE_NOTE = (

@@ -45,16 +45,8 @@ import numpy as np
 
 from certify.deadline import Deadline
 from certify.errors import InvalidInputError
-from certify.networks import (
-    AffineCell,
-    ElmanLayer,
-    GRULayer,
-    InputRange,
-    LPGRNNLayer,
-    LSTMLayer,
-    Network,
-    StateSpaceLayer,
-)
+from certify.networks import InputRange, Network
+from certify.networks.kinds import kind_of
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
 from certify.witness.dual import Dual, FloatOps
 from certify.witness.systems import NetworkSystem, as_system
@@ -161,43 +153,19 @@ def _f(net: Any, x: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def _can_grow(net: Network) -> bool:
-    for layer in net.layers:
-        if isinstance(layer, (StateSpaceLayer, AffineCell)):
-            return True
-        if isinstance(layer, ElmanLayer) and layer.activation == "relu":
-            return True
-        if isinstance(layer, LPGRNNLayer) and np.any(np.abs(layer.z) >= 1.0):
-            return True
-    return False
+    """Whether some layer's states can grow without bound (the layer-kind registry's ``can_grow``)."""
+    return any(kind_of(layer).can_grow(layer) for layer in net.layers)
 
 
 def _bounded_box(net: Network) -> np.ndarray:
-    """Per state: a bound every equilibrium satisfies (``inf`` where none is known)."""
-    parts = []
-    for layer in net.layers:
-        bounded = isinstance(layer, GRULayer) or (
-            isinstance(layer, ElmanLayer) and layer.activation == "tanh") or (
-            isinstance(layer, LPGRNNLayer) and np.all(layer.z != 1.0))
-        if isinstance(layer, LSTMLayer):
-            parts.append(np.concatenate([np.ones(layer.hidden), np.full(layer.hidden, np.inf)]))
-        else:
-            parts.append(np.full(layer.n_state, 1.0 if bounded else np.inf))
-    return np.concatenate(parts)
+    """Per state: a bound every equilibrium satisfies (``inf`` where none is known; the registry's
+    ``state_bound``)."""
+    return np.concatenate([kind_of(layer).state_bound(layer) for layer in net.layers])
 
 
 def _state_scale(net: Network) -> np.ndarray:
-    """Where starts are drawn (per state): ``[−s, s]``."""
-    parts = []
-    for layer in net.layers:
-        if isinstance(layer, LSTMLayer):
-            parts.append(np.concatenate([np.ones(layer.hidden), np.full(layer.hidden, 3.0)]))
-        elif isinstance(layer, (StateSpaceLayer, AffineCell)) or (
-            isinstance(layer, ElmanLayer) and layer.activation == "relu"
-        ):
-            parts.append(np.full(layer.n_state, 3.0))
-        else:
-            parts.append(np.ones(layer.n_state))
-    return np.concatenate(parts)
+    """Where starts are drawn (per state): ``[−s, s]`` (the registry's ``start_scale``)."""
+    return np.concatenate([kind_of(layer).start_scale(layer) for layer in net.layers])
 
 
 def _inputs(box: InputRange, rng: np.random.Generator, k: int) -> list[np.ndarray]:

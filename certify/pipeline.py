@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from certify.deadline import Deadline, DeadlineExceeded
 from certify.errors import CertifyError, NotApplicableError, SolverError
+from certify.networks.kinds import GATED_KINDS
 from certify.report.model import Report
 from certify.report.verdict import decide, refutes
 from certify.request import CheckRequest
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from certify.falsify import SearchBudget
     from certify.networks import InputRange, Network
 
-GATED_KINDS = frozenset({"gru", "lstm"})
 #: Counterexample kinds that only refute δISS (all others refute GAS, hence δISS too).
 _DELTA_ONLY_KINDS = frozenset({"non_contracting_pair"})
 _UNKNOWN_RANGE_NOTE = (

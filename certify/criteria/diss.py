@@ -23,34 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from certify.criteria.diss_affine import affine_cell_checks, elman_checks, lpgrnn_checks, ssnn_checks
 from certify.criteria.diss_common import PROPS, LayerContext, LayerOutcome, result
-from certify.criteria.diss_gated import gru_checks, lstm_checks
 from certify.errors import InvalidInputError
-from certify.networks import (
-    AffineCell,
-    ElmanLayer,
-    GRULayer,
-    InputRange,
-    LPGRNNLayer,
-    LSTMLayer,
-    Network,
-    StateSpaceLayer,
-)
+from certify.networks import InputRange, Network
+from certify.networks.kinds import kind_of, resolve
 from certify.results import CheckResult, CheckStatus, Property
 
 __all__ = ["ASSUMED_RANGE_NOTE", "check_diss", "resolve_input_range"]
 
 ASSUMED_RANGE_NOTE = "assumed [-1, 1] (not declared)"
 
-_DISPATCH = (
-    (GRULayer, gru_checks),
-    (LSTMLayer, lstm_checks),
-    (ElmanLayer, elman_checks),
-    (LPGRNNLayer, lpgrnn_checks),
-    (StateSpaceLayer, ssnn_checks),
-    (AffineCell, affine_cell_checks),
-)
+
+def _test_of(layer: Any) -> Any:
+    """The closed-form test the layer-kind registry names for ``layer`` (None: no registered kind)."""
+    try:
+        return resolve(kind_of(layer).diss_test)
+    except KeyError:
+        return None
 
 
 def resolve_input_range(net: Network, input_range: InputRange | None) -> tuple[InputRange, bool]:
@@ -174,7 +163,7 @@ def check_diss(
     for i, layer in enumerate(net.layers):
         t0 = time.perf_counter()
         ctx = LayerContext(i, u_bar, source, tol, full_2norm)
-        fn = next((f for cls, f in _DISPATCH if isinstance(layer, cls)), None)
+        fn = _test_of(layer)
         try:
             outcome = _unsupported(ctx, layer) if fn is None else fn(layer, ctx)
         except np.linalg.LinAlgError as exc:  # an SVD / eigensolver did not converge: never a verdict

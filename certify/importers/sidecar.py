@@ -30,10 +30,12 @@ from typing import Any
 
 from certify.errors import ModelFileError
 from certify.importers.limits import MAX_JSON_BYTES, RegularFile, ResourceLimitError
+from certify.networks.kinds import SIDECAR_ARCHITECTURES
 
 SIDECAR_SUFFIX = ".certify.json"
 FORMAT = "certify.sidecar"
-ARCHITECTURES = ("gru", "lstm", "rnn", "lpgrnn", "ssnn")
+#: The state-dict layouts a sidecar may declare (the layer-kind registry's ``sidecar_architecture``).
+ARCHITECTURES = SIDECAR_ARCHITECTURES
 
 _NUMBERS = {"type": "array", "items": {"type": "number"}, "minItems": 1}
 _NAMES = {"type": "array", "items": {"type": "string"}}

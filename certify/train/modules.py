@@ -25,6 +25,7 @@ from torch import nn
 from certify.errors import UnsupportedModelError, WeightError
 from certify.importers.torch_layout import layer_from_torch_weights
 from certify.networks import LinearHead, LPGRNNLayer, Network, StateSpaceLayer
+from certify.networks.kinds import KINDS, resolve
 
 _ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
 
@@ -327,12 +328,17 @@ def from_canonical(net: Network) -> nn.Module:
     """
     kind = net.architecture
     head = net.head
-    if head is not None and head.D is not None and kind not in ("gru", "lstm", "elman"):
+    row = KINDS.get(kind)  # the layer-kind registry names each kind's torch twin
+    if row is None or row.torch_module is None:
+        raise UnsupportedModelError(f"from_canonical: no torch module mirrors a {kind!r} network here.")
+    cls = resolve(row.torch_module)
+    stacked = issubclass(cls, _Stacked)
+    if head is not None and head.D is not None and not stacked:
         raise UnsupportedModelError("from_canonical: a head with a direct input term D has a torch module here "
                                     "only for GRU, LSTM and Elman stacks.")
     n_out = None if head is None else head.n_out
     L0 = net.layers[0]
-    if kind in ("gru", "lstm", "elman"):
+    if stacked:
         H = L0.n_out
         if kind == "gru":
             ras = {layer.reset_after for layer in net.layers}
@@ -360,7 +366,7 @@ def from_canonical(net: Network) -> nn.Module:
                 W, U, bi, bh = layer.W, layer.U, layer.b, np.zeros(H)
             for name, v in (("weight_ih", W), ("weight_hh", U), ("bias_ih", bi), ("bias_hh", bh)):
                 _set(getattr(mod.rnn, f"{name}_l{k}"), v)
-    elif kind == "lpgrnn":
+    elif cls is LPGRNNNet:
         mod = LPGRNNNet(L0.n_in, L0.n_state, L0.n_gate, len(net.layers), n_out)
         for cell, layer in zip(mod.layers, net.layers):
             if np.any(layer.z <= 0) or np.any(layer.z >= 1):
@@ -368,16 +374,14 @@ def from_canonical(net: Network) -> nn.Module:
             for n in ("W_r", "U_r", "b_r", "W_h", "U_h", "V_h", "b_h"):
                 _set(getattr(cell, n), getattr(layer, n))
             _set(cell.theta_z, np.log(layer.z / (1.0 - layer.z)))
-    elif kind == "ssnn" and len(net.layers) == 1 and head is None:
+    elif cls is SSNN and len(net.layers) == 1 and head is None:
         s = L0
         mod = SSNN(s.n_in, s.n_state, s.n_out, s.W_fx.shape[0], s.W_gx.shape[0], activation=s.activation,
                    linear=s.linear)
         for n in ("A", "B", "C", "D", "W_fx", "W_fu", "b_f", "W_x", "b_x", "W_gx", "W_gu", "b_g", "W_y", "b_y"):
             _set(getattr(mod, n), getattr(s, n))
-    elif kind == "affine_cell" and len(net.layers) == 1 and head is None:
-        from certify.train.cells import AffineCellNet
-
-        return AffineCellNet(L0)
+    elif row.name == "affine_cell" and len(net.layers) == 1 and head is None:
+        return cls(L0)
     else:
         raise UnsupportedModelError(f"from_canonical: no torch module mirrors a {kind!r} network here.")
     if head is not None:
