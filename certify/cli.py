@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "moved just inside the certified set and fine-tuned there with the original model's "
                                    "outputs as extra targets (--strategy preserve); a result that loses more than "
                                    "--max-fit-drop FIT points is refused and kept apart. --into lpgrnn|grssnn distils "
-                                   "a GRU/LSTM into a loop-certifiable student. Writes model.onnx, report.json, "
+                                   "a GRU/LSTM into a loop-certifiable student; --plant NAME / --loop FILE (--target "
+                                   "loop) retrains until the closed loop certifies. Writes model.onnx, report.json, "
                                    "retrain.json and, where a state-dict layout exists, model.pt (+ sidecar) to the "
                                    "output folder. See docs/retrain.md.")
     retrain_arguments(r)

@@ -83,10 +83,20 @@ def pi_block(pi: PIController) -> SNOF:
 
 def assemble(net: Network, spec: LoopSpec) -> ClosedLoop:
     """Build the closed-loop SNOF; its simulation equals :func:`certify.loop.simulate.simulate_loop`."""
+    N = from_network(net)
+    P, C, L, o = loop_wiring(net, spec)
+    form = interconnect([P, N, C], L=L, o=o)
+    return ClosedLoop(form=form, n_plant=spec.plant.n_states, n_net=net.n_states, n_ctrl=2, m_net=N.m)
+
+
+def loop_wiring(net: Network, spec: LoopSpec) -> tuple[SNOF, SNOF, np.ndarray, np.ndarray]:
+    """The fixed blocks and routing of :func:`assemble`: plant block, PI block, ``L`` and ``o`` with
+    ``u_all = L y_all + o`` over the blocks ``[plant, network, PI]`` (only the network's sizes and
+    scalings are read; the torch twin in ``certify.train.loop_penalty`` closes the same loop)."""
     check_dimensions(net, spec)
     s_in, s_out = loop_scalings(net, spec)
     p = spec.plant
-    P, N, C = plant_block(spec), from_network(net), pi_block(spec.controller)
+    P, C = plant_block(spec), pi_block(spec.controller)
     mp, nin, nout = p.n_inputs, net.n_inputs, net.n_outputs
     n_u = mp + nin + 1  # plant inputs, network inputs, PI error
     n_y = p.n_outputs + nout + 2  # plant outputs, network outputs, PI outputs [u(k), u(k-1)]
@@ -119,5 +129,4 @@ def assemble(net: Network, spec: LoopSpec) -> ClosedLoop:
     raw0 = 0.0 if s_out is None else float(s_out.raw_low[k] - s_out.net_low / s_out.gain[k])
     L[mp + nin, p.n_outputs + k] = -1.0 / g_out
     o[mp + nin] = spec.reference - raw0
-    form = interconnect([P, N, C], L=L, o=o)
-    return ClosedLoop(form=form, n_plant=p.n_states, n_net=net.n_states, n_ctrl=2, m_net=N.m)
+    return P, C, L, o

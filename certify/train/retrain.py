@@ -12,7 +12,10 @@ Targets: ``diss``/``iss`` — GRU/LSTM stacks with the Bonassi residuals (:mod:`
 Elman/LP-GRNN/SS-NN/one-step affine cells with the contraction residuals
 (:mod:`certify.train.contraction`), judged by ``check --method diss``; ``lmi`` — affine cells only, the
 anchored LMI penalty of :mod:`certify.train.lmi_penalty`, epochs selected by a validated LMI certificate,
-judged by ``check --method lmi``.
+judged by ``check --method lmi``; ``loop`` (``--plant``/``--loop``) — affine cells only, the closed loop's
+anchored LMI penalty of :mod:`certify.train.loop_penalty`, judged by ``check --plant/--loop``.
+Which architectures are supported, and which of them are gated, is read from the layer-kind registry
+(:mod:`certify.networks.kinds`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ if TYPE_CHECKING:
 from certify.errors import CertifyError, InvalidInputError, UnsupportedModelError
 from certify.results import ExitCode
 
-__all__ = ["EXIT_CODES", "add_arguments", "check_arguments", "load_data", "run"]
+__all__ = ["EXIT_CODES", "TARGETS", "add_arguments", "check_arguments", "load_data", "resolve_target", "run"]
+
+#: The ``--target`` choices.
+TARGETS = ("diss", "iss", "lmi", "loop")
 
 
 #: The exit codes of ``certify retrain`` (its ``--help`` epilog).
@@ -50,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``certify retrain`` arguments (and its exit-code epilog) to ``parser``.
 
     >>> p = add_arguments(argparse.ArgumentParser())
-    >>> p.parse_args(["m.onnx", "--data", "d.npz", "-o", "out"]).target
-    'diss'
+    >>> p.parse_args(["m.onnx", "--data", "d.npz", "-o", "out"]).target is None  # resolved by resolve_target
+    True
     """
     parser.epilog = EXIT_CODES
     parser.add_argument("model", help="model file (ONNX or PyTorch state dict + sidecar)")
@@ -60,9 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True,
                         help="output folder: model.onnx, model.pt (+ sidecar), report.json, retrain.json, "
                              "checkpoint.pt")
-    parser.add_argument("--target", choices=("diss", "iss", "lmi"), default="diss",
-                        help="property to enforce: diss/iss (closed-form residuals), lmi (affine cells only: "
-                             "Elman, LP-GRNN, SS-NN, one-step cell graphs; always the penalty strategy)")
+    parser.add_argument("--target", choices=TARGETS, default=None,
+                        help="property to enforce: diss/iss (closed-form residuals of the network), lmi (the "
+                             "network's LMI), loop (the closed loop's LMI with --plant or --loop, judged by "
+                             "`certify check MODEL --plant/--loop`); lmi and loop: affine cells only (Elman, "
+                             "LP-GRNN, SS-NN, one-step cell graphs) and always the penalty strategy. Default: "
+                             "loop when --plant or --loop is given, else diss")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--plant", metavar="NAME", default=None,
+                       help="--target loop: close the loop around this built-in plant (`certify plants`)")
+    where.add_argument("--loop", metavar="FILE", default=None,
+                       help="--target loop: close the loop a loop file describes (docs/loops.md)")
     parser.add_argument("--strategy", choices=("preserve", "penalty"), default="preserve",
                         help="preserve: project the trained weights onto the certified set, then fine-tune "
                              "inside it with distillation from the original model; penalty: train with a "
@@ -103,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the minibatch sampling and initialisation")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="torch device (auto: cuda when available)")
-    parser.add_argument("--solver", default=None, help="conic solver for --target lmi (default: automatic)")
+    parser.add_argument("--solver", default=None,
+                        help="conic solver for --target lmi and loop (default: automatic)")
     parser.add_argument("--log-every", type=int, default=10, metavar="N",
                         help="without a terminal (CI logs): one progress line every N epochs (0: none)")
     return parser
@@ -182,8 +197,6 @@ def _metadata(info: Any) -> dict[str, str]:
     return meta
 
 
-_GATED = ("gru", "lstm")
-_AFFINE = ("elman", "lpgrnn", "ssnn", "affine_cell")
 
 
 def _export(module: Any, path: str, args: argparse.Namespace, info: Any) -> None:
@@ -219,6 +232,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     ...
     certify.errors.InvalidInputError: --seq-len must be at least 1, got 0.
     """
+    resolve_target(args)
     for opt, value, low in (("--seq-len", args.seq_len, 1), ("--batch-size", args.batch_size, 1),
                             ("--epochs", args.epochs, 1), ("--rounds", args.rounds, 1), ("--washout", args.washout, 0),
                             ("--project-steps", getattr(args, "project_steps", 0), 0),
@@ -235,13 +249,14 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--clearance must be below 1 (residuals are at least −1), got {args.clearance!r}.")
     out = args.output
     if getattr(args, "into", None) is not None and (getattr(args, "strategy", "preserve") != "preserve"
-                                                    or args.target == "lmi"):
+                                                    or args.target in ("lmi", "loop")):
         raise InvalidInputError("--into distils with --strategy preserve and --target diss or iss; check the "
-                                "written model with `certify check --method lmi` (or a loop) afterwards.")
+                                "written model with `certify check --method lmi` (or a loop) afterwards, or "
+                                "retrain it with --target loop --plant NAME.")
     if getattr(args, "hidden", None) is not None and args.hidden < 1:
         raise InvalidInputError(f"--hidden must be at least 1, got {args.hidden}.")
     if getattr(args, "resume", False):
-        if getattr(args, "strategy", "preserve") != "preserve" or args.target == "lmi":
+        if getattr(args, "strategy", "preserve") != "preserve" or args.target in ("lmi", "loop"):
             raise InvalidInputError("--resume continues a --strategy preserve run (targets diss/iss).")
         if not os.path.isfile(os.path.join(out, "checkpoint.pt")):
             raise InvalidInputError(f"--resume: no checkpoint.pt in {out}; start without --resume.")
@@ -255,6 +270,26 @@ def check_arguments(args: argparse.Namespace) -> None:
                                             for t in (target, os.path.realpath(target))):
                 raise InvalidInputError(f"refusing to write {target}: it is an input of this command ({src}) and "
                                         "would be destroyed. Choose another output folder (-o).")
+
+
+def resolve_target(args: argparse.Namespace) -> str:
+    """Fill in the default ``--target`` (``loop`` with ``--plant``/``--loop``, else ``diss``) and refuse
+    a loop without a loop or a loop option with another target; returns the target.
+
+    >>> ns = add_arguments(argparse.ArgumentParser()).parse_args(["m", "--data", "d", "-o", "o", "--plant", "boiler"])
+    >>> resolve_target(ns)
+    'loop'
+    """
+    where = getattr(args, "plant", None) or getattr(args, "loop", None)
+    if getattr(args, "target", None) is None:
+        args.target = "loop" if where else "diss"
+    if args.target == "loop" and not where:
+        raise InvalidInputError("--target loop needs the loop: --plant NAME (a built-in plant, `certify plants`) "
+                                "or --loop FILE (docs/loops.md).")
+    if args.target != "loop" and where:
+        raise InvalidInputError(f"--plant/--loop close a loop around the model: they go with --target loop, not "
+                                f"--target {args.target}.")
+    return str(args.target)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -309,6 +344,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from certify.importers import load_model
+    from certify.networks.kinds import KINDS
     from certify.train.metrics import metrics
     from certify.train.modules import from_canonical, save_state_dict
     from certify.train.residuals import gated_residuals
@@ -316,12 +352,21 @@ def _run(args: argparse.Namespace) -> int:
 
     net = load_model(args.model)
     arch = net.architecture
-    if arch not in _GATED + _AFFINE:
+    row = KINDS.get(arch)  # the layer-kind registry: torch twin, gated or affine
+    if row is None or row.torch_module is None:
         raise UnsupportedModelError(f"retrain supports GRU, LSTM, Elman, LP-GRNN and SS-NN networks and one-step "
                                     f"affine cell graphs; this model is {arch!r}.")
-    if args.target == "lmi" and arch in _GATED:
+    if args.target == "lmi" and row.gated:
         raise UnsupportedModelError("--target lmi needs an affine cell (Elman, LP-GRNN, SS-NN, one-step cell "
                                     "graph): GRU/LSTM cells have no exact SNOF. Use --target diss.")
+    if args.target == "loop" and row.gated:
+        where = f"--plant {args.plant}" if args.plant else f"--loop {args.loop}"
+        raise UnsupportedModelError(
+            f"--target loop needs an affine network (Elman with a bypass, LP-GRNN, SS-NN, one-step cell graph): "
+            f"{arch.upper()} cells have no exact SNOF, so the closed-loop LMI does not apply to them (Hilgert & "
+            f"Schwung 2025, Prop. IV.2). Distil the model first: certify retrain {args.model} --data {args.data} "
+            f"-o STUDENT --into lpgrnn (or --into grssnn), then certify retrain STUDENT/model.onnx --data "
+            f"{args.data} -o OUT {where}.")
     module = from_canonical(net)
     info = net.info
     p = net.n_outputs
@@ -341,7 +386,7 @@ def _run(args: argparse.Namespace) -> int:
     before = test_metrics()
     target = args.target
     select = None
-    if arch in _GATED:
+    if row.gated:
         u_bar = torch.as_tensor(info.input_range.abs_bound) if info.input_range is not None else None
 
         def res(m):
@@ -352,6 +397,15 @@ def _run(args: argparse.Namespace) -> int:
 
         lmi_target = LMITarget(solver=args.solver)
         res, select, method = lmi_target.residuals, lmi_target.select, "lmi"
+    elif target == "loop":
+        from certify.loop.check import resolve_loop
+        from certify.train.loop_penalty import LoopTarget
+
+        if getattr(module, "kind", "") == "rnn" and module.head is not None and module.bypass is None:
+            module.add_bypass()  # a zero linear path the training may grow (a loop needs one; Schoukens 2021)
+        loop_target = LoopTarget(net, resolve_loop(args.plant, args.loop), solver=args.solver)
+        loop_target.select(module)  # the first anchor: the current weights' certificate or LMI optimum
+        res, select, method = loop_target.residuals, loop_target.select, "lmi"
     else:
         from certify.train.contraction import affine_residuals
 
@@ -381,7 +435,7 @@ def _run(args: argparse.Namespace) -> int:
         def res(m):
             return affine_residuals(m).of(target)
         method = "diss"
-    if args.strategy == "preserve" and target != "lmi":
+    if args.strategy == "preserve" and target not in ("lmi", "loop"):
         from certify.train.session import run_preserve
 
         def write_pt(m: Any, pt_path: str) -> None:
@@ -410,6 +464,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     w = args.washout
     onnx_path = os.path.join(args.output, "model.onnx")
     weight, report, result, rounds, exported = args.penalty_weight, None, None, [], None
+    loop_kw = {"plant": args.plant, "loop": args.loop} if target == "loop" else {}
     stop = Interrupt()
     with stop:
         for rnd in range(args.rounds):
@@ -428,7 +483,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
             if result.best_epoch is not None:
                 _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
                 exported = copy.deepcopy(module.state_dict())
-                report = check(onnx_path, method=method, solver=args.solver, search=False)
+                report = check(onnx_path, method=method, solver=args.solver, search=False, **loop_kw)
                 if report.exit_code is ExitCode.CERTIFIED:
                     break
             weight *= 2.0
@@ -437,7 +492,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
         module.load_state_dict(exported)
     else:  # no epoch qualified: still write the (uncertified) last weights and check them
         _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
-        report = check(onnx_path, method=method, solver=args.solver)
+        report = check(onnx_path, method=method, solver=args.solver, search=False, **loop_kw)
     state_dict = None
     if hasattr(module, "sidecar") and getattr(module, "bypass", None) is None:  # cells, bypass heads: ONNX only
         pt_path = os.path.join(args.output, "model.pt")
@@ -454,7 +509,8 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     worst_json = worst if math.isfinite(worst) else None  # strict JSON has no Infinity
     summary = {"model": os.fspath(args.model), "architecture": arch, "target": target, "method": method,
                "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
-               "strategy": "penalty", "interrupted": stop(),
+               "strategy": "penalty", "interrupted": stop(), **({"plant": args.plant, "loop": args.loop}
+                                                                if target == "loop" else {}),
                "rounds": rounds, "worst_residual": worst_json, "test_before": before, "test_after": after}
     write_atomic(os.path.join(args.output, "retrain.json"), json.dumps(summary, indent=2))
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
@@ -465,6 +521,11 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     if stop():
         print(f"certify retrain: interrupted (exit {EXIT_INTERRUPTED})", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if report.exit_code is not ExitCode.CERTIFIED:
+        why = next((c.message for c in report.checks if c.scope == "model" and not c.proved), None)
+        print("certify retrain: the checker does not certify the retrained model" + (f": {why}" if why else "")
+              + (" Try more --rounds or --epochs, a larger --penalty-weight, or another architecture (--into "
+                 "lpgrnn|grssnn with a linear bypass)." if target in ("lmi", "loop") else ""), file=sys.stderr)
     return 0 if report.exit_code is ExitCode.CERTIFIED else 1
 
 
