@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _loop_cases import RELAY_LOOP  # noqa: E402
+
 from certify.loop.assemble import assemble, loop_wiring  # noqa: E402
 from certify.loop.spec import default_loop  # noqa: E402
 from certify.snof import from_network  # noqa: E402
@@ -161,6 +163,21 @@ def test_retrain_loop_refuses_gated_models_pointing_to_into(tmp_path, capsys):
     rc = _retrain(pt, "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "o"), "--plant", "boiler")
     err = capsys.readouterr().err
     assert rc == 3 and "no exact SNOF" in err and "--into lpgrnn" in err and "--plant boiler" in err
+
+
+def test_retrain_loop_refuses_an_obstruction_no_network_removes(tmp_path, capsys):
+    """A positional PI winds up while the actuator saturates, whatever the network: refused before training."""
+    from certify.train.modules import ElmanNet, export_onnx
+
+    loop = tmp_path / "loop.toml"
+    loop.write_text(RELAY_LOOP.format(kp=0.5, ki=0.1).replace("kp = 0.5", 'form = "positional"\nkp = 0.5'))
+    torch.manual_seed(0)
+    export_onnx(ElmanNet(1, 2, n_out=1).add_bypass(np.ones((1, 1))), str(tmp_path / "m.onnx"), seq_len=4)
+    np.savez(tmp_path / "d.npz", u=np.zeros((100, 1)), y=np.zeros((100, 1)))
+    rc = _retrain(str(tmp_path / "m.onnx"), "--data", str(tmp_path / "d.npz"), "-o", str(tmp_path / "o"),
+                  "--loop", str(loop))
+    err = capsys.readouterr().err
+    assert rc == 3 and "no weights of the network" in err and "positional" in err
 
 
 @pytest.mark.parametrize("argv, target, error", [

@@ -33,6 +33,10 @@ from certify.train.lmi_penalty import Anchor, lmi_matrix
 
 __all__ = ["LoopTarget", "TorchSNOF", "interconnect", "loop_snof", "network_snof"]
 
+#: Structural obstructions of :func:`certify.loop.check.diagnose` that no network weights remove (the plant
+#: runs open loop or the PI winds up while the actuator saturates, whatever the network does).
+_NOT_THE_NETWORKS = ("plant_not_stable_open_loop", "positional_pi_windup")
+
 _FIELDS = ("A", "B_p", "B_w", "b_x", "C_q", "D_qp", "D_qw", "b_q", "C_z", "D_zp", "D_zw", "b_z")
 
 
@@ -238,8 +242,17 @@ class LoopTarget:
         self.spec = spec
         self.solver = solver
         self.floor = float(floor)
+        from certify.loop.check import diagnose
+
         self.wiring = loop_wiring(net, spec)
-        channels = assemble(net, spec).form.channels
+        cl = assemble(net, spec)
+        obstruction = diagnose(cl, spec, net)
+        if obstruction is not None and obstruction["kind"] in _NOT_THE_NETWORKS:
+            from certify.errors import NotApplicableError
+
+            raise NotApplicableError(f"--target loop: no weights of the network can make this loop certifiable: "
+                                     f"{obstruction['message']}")
+        channels = cl.form.channels
         if any(c.slope[0] != 0.0 for c in channels):
             from certify.errors import UnsupportedModelError
 
