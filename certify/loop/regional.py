@@ -555,11 +555,6 @@ def _candidate(form: Any, x: np.ndarray, ql: np.ndarray, qh: np.ndarray, levels:
         return None, None, "no ellipsoid of this shape fits the intervals"
     cert = RegionCertificate(x.copy(), P, c, ql.copy(), qh.copy(), t)
     val = validate_region(form, cert)
-    tries = 0
-    while not val.ok and tries < 3 and "invariance" in val.reason:  # residual too large for a tiny c: grow
-        cert = replace(cert, c=cert.c * 0.5)
-        val = validate_region(form, cert)
-        tries += 1
     return (cert, val, note) if val.ok else (None, val, val.reason)
 
 
