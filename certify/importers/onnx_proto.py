@@ -120,10 +120,11 @@ def proto() -> ModuleType:
     """
     module = sys.modules.get(_PB2) or sys.modules.get(_PB2_PRIVATE)
     if module is None:
-        if full_requested():
-            import onnx.onnx_ml_pb2 as module
+        path = None if full_requested() else os.path.join(_onnx_dir(), "onnx_ml_pb2.py")
+        if path is None or not os.path.isfile(path):
+            import onnx.onnx_pb as module  # the full path, or an unusual build: let onnx choose its module
         else:
-            module = _load(_PB2_PRIVATE, os.path.join(_onnx_dir(), "onnx_ml_pb2.py"))
+            module = _load(_PB2_PRIVATE, path)
     return module
 
 
