@@ -246,10 +246,15 @@ def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
 
 def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, margin: float | None = None,
               timeout: float | None = None, solver_options: Mapping[str, Any] | None = None,
-              retry: bool = False, memory_fraction: float = 0.5, form: str | None = None) -> LMIAttempt:
+              retry: bool = False, memory_fraction: float = 0.5, form: str | None = None,
+              assembly: str = "auto", polish: bool = True) -> LMIAttempt:
     """Build and solve one criterion's SDP, then validate the returned certificate in float64.
 
-    ``form``: ``"schur"`` or ``"congruence"`` (default: :func:`psd_form`).
+    ``form``: ``"schur"`` or ``"congruence"`` (default: :func:`psd_form`).  ``assembly``: ``"direct"``
+    writes the conic data itself (:mod:`certify.sdp.conic`, SCS only), ``"cvxpy"`` goes through CVXPY;
+    ``"auto"`` (default) is direct for SCS.  ``polish``: when the backend's point fails validation,
+    recompute ``P`` for its multipliers from the Riccati equation (:mod:`certify.sdp.riccati`) and
+    validate that instead.
 
     The SDP (variables ``P = P'``, ``t_j ≥ 0``, ``τ``)::
 
@@ -281,6 +286,22 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
     cap = spec.default_margin if margin is None else float(margin)
     a, b = scale_weights(st)
+    n_vars = n * (n + 1) // 2 + m * len(st.multiplier_names) + 1
+    common = dict(order=sum(orders), n_variables=n_vars, retry=retry)
+    if assembly == "direct" or (assembly == "auto" and spec.name == "scs"):
+        if spec.name != "scs":
+            raise ValueError(f"direct assembly is implemented for SCS only, not {spec.name}")
+        from certify.sdp.conic import build_lmi_conic, run_scs
+
+        data = build_lmi_conic(st.H, st.Ex, st.terms if m else (), st.multiplier_names if m else (), form=form,
+                               objective="max_margin" if retry else "feasibility", weights=(a, b),
+                               cap=None if cap is None or cap >= 1.0 else cap)
+        build = time.perf_counter() - t0
+        opts = dict(spec.retry_options if retry else spec.options)
+        opts.update(solver_options or {})
+        out, x = run_scs(data, opts, timeout=timeout)
+        point = None if x is None else data.unpack(x)
+        return _decide(sys, st, criterion, spec, out, point, polish, dict(common, build_seconds=build))
     P = cp.Variable((n, n), symmetric=True)
     tau = cp.Variable()
     t = {name: cp.Variable(m, nonneg=True) for name in st.multiplier_names} if m else {}
@@ -312,29 +333,43 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
         # on the bounded, always feasible normalised problem instead.
         cons = [S << 0, tau == 1.0]
         prob = cp.Problem(cp.Minimize(0), cons)
-    n_vars = n * (n + 1) // 2 + m * len(t) + 1
-    order = sum(orders)
     build = time.perf_counter() - t0
     out = _solvers.run(prob, spec, timeout=timeout, options=solver_options, retry=retry, psd_orders=orders,
                        memory_fraction=memory_fraction)
-    common = dict(order=order, n_variables=n_vars, build_seconds=build, retry=retry)
+    point = None
+    if out.has_point and P.value is not None and tau.value is not None:
+        point = (P.value, {k: v.value for k, v in t.items()}, float(tau.value))
+    return _decide(sys, st, criterion, spec, out, point, polish, dict(common, build_seconds=build))
+
+
+def _decide(sys: LureSystem, st: Any, criterion: str, spec: _solvers.SolverSpec, out: _solvers.SolveOutcome,
+            point: tuple[np.ndarray, dict[str, np.ndarray], float] | None, polish: bool,
+            common: dict[str, Any]) -> LMIAttempt:
+    """Validate a backend's point (and, when it fails, its Riccati polish) and decide (theory §7.6, §7.9)."""
     if out.status == "infeasible":   # the backend's infeasibility certificate of M ⪯ −I (feasibility form)
         decided = spec.accuracy == "high"   # a first-order certificate is approximate: not a decision
         return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {spec.name} reports M ⪯ −I "
                           f"infeasible ({out.raw_status})" + ("." if decided else "; not trusted as a decision "
                           "(first-order accuracy): the solver could not decide."),
                           decision="infeasible" if decided else "undecided", **common)
-    if not out.has_point or P.value is None or tau.value is None:
+    if not out.has_point or point is None:
         msg = out.message or f"{spec.name} returned {out.raw_status} without a point: the solver could not decide"
         return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {msg}.", **common)
-    tau_v = float(tau.value)
-    cert = LMICertificate(criterion, P.value, {k: v.value for k, v in t.items()})
+    P_v, mult, tau_v = point
+    cert = LMICertificate(criterion, P_v, mult)
     tv = time.perf_counter()
     val = validate_certificate(sys, cert)
+    polished = ""
+    if not val.ok and polish and sys.n and sys.m and tau_v > 0:
+        pol = _riccati_polish(sys, st, cert, tau_v)
+        if pol is not None:
+            pval = validate_certificate(sys, pol)
+            if pval.ok:
+                cert, val, polished = pol, pval, " after recomputing P for the solver's multipliers (Riccati polish)"
     validate_s = time.perf_counter() - tv
     if val.ok:
         decision = "proved"
-        msg = f"{criterion} LMI certificate validated (relative margin {val.relative_margin:.2e})"
+        msg = f"{criterion} LMI certificate validated{polished} (relative margin {val.relative_margin:.2e})"
     elif out.status == "solved" and spec.accuracy == "high" and tau_v <= -_DECIDE_INFEASIBLE:
         decision = "infeasible"
         msg = (f"{criterion} LMI infeasible: {spec.name}'s optimal relative margin is "
@@ -345,6 +380,61 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
                f"failed ({val.reason}): the solver could not decide")
     return LMIAttempt(criterion, cert, out, val, message=msg + ".", validate_seconds=validate_s, tau=tau_v,
                       decision=decision, **common)
+
+
+def _riccati_polish(sys: LureSystem, st: Any, cert: LMICertificate, tau: float) -> LMICertificate | None:
+    """The certificate with ``P`` recomputed for its (projected) multipliers from the stabilising solution of
+    the KYP Riccati equation at half the SDP's margin ``τ`` (theory §7.6); ``None`` when it does not exist."""
+    from certify.criteria.validate import assemble_M
+    from certify.sdp.riccati import riccati_P
+
+    mult = {k: np.maximum(np.asarray(v, dtype=np.float64).reshape(-1), 0.0) for k, v in cert.multipliers.items()}
+    n = sys.n
+    Q = assemble_M(st, np.zeros((n, n)), mult)
+    # the SDP's own scale: feasibility form τ = 1 at free scale; max-margin form τ relative to s(P, t) = 1
+    P = riccati_P(st.G[:, :n], st.G[:, n:], Q, 0.5 * tau)
+    return None if P is None else LMICertificate(cert.criterion, P, mult)
+
+
+def infeasibility_certificate(sys: LureSystem, criterion: str, *, solver: str = "clarabel",
+                              timeout: float | None = None) -> tuple[np.ndarray | None, Any]:
+    """A dual certificate that ``criterion``'s LMI is infeasible on ``sys``, checked in float64.
+
+    Solves the normalised max-margin SDP of :func:`solve_lmi` (congruence form, ``M(P, t) + τI ⪯ 0``) through
+    CVXPY and takes the dual matrix ``Y ⪰ 0`` of the LMI constraint; when the optimal ``τ*`` is negative,
+    ``Y`` satisfies ``Z(Y) = −τ*·a·I ≻ 0`` and ``c(Y) ≥ −τ*·b > 0`` (theory §7.6), which
+    :func:`certify.criteria.validate.validate_infeasibility` re-checks from the factor ``W`` (``Y = WW'``).
+    Returns ``(W, result)``; ``W`` is ``None`` when the backend returned no dual.
+    """
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    from certify.criteria.validate import validate_infeasibility
+
+    st = lmi_structure(sys, criterion)
+    n, m, N = sys.n, sys.m, st.N
+    a, b = scale_weights(st)
+    P = cp.Variable((n, n), symmetric=True)
+    tau = cp.Variable()
+    t = {name: cp.Variable(m, nonneg=True) for name in st.multiplier_names}
+    Q: Any = sp.csr_matrix((N, N))
+    for name, L, R in st.terms:
+        X = sp.csr_matrix(L.T) @ cp.multiply(cp.reshape(t[name], (m, 1), order="F"), R)
+        Q = Q + X + X.T
+    Hs = sp.csr_matrix(st.H)
+    XP = sp.csr_matrix(st.Ex).T @ (P @ Hs)
+    S = Q + Hs.T @ (P @ Hs) + XP + XP.T + tau * sp.eye(N)
+    lmi = S << 0
+    norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
+    prob = cp.Problem(cp.Maximize(tau), [lmi, norm == 1.0, tau <= 1.0])
+    _solvers.run(prob, _solvers.get_solver(solver), timeout=timeout)
+    Y = lmi.dual_value
+    if Y is None or not np.all(np.isfinite(Y)):
+        return None, validate_infeasibility(sys, criterion, np.zeros((N, 0)))
+    lam, V = np.linalg.eigh((np.asarray(Y) + np.asarray(Y).T) / 2.0)
+    keep = lam > 1e-12 * max(float(lam.max()), 0.0)
+    W = V[:, keep] * np.sqrt(lam[keep])[None, :]
+    return W, validate_infeasibility(sys, criterion, W)
 
 
 def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:

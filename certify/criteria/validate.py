@@ -20,8 +20,9 @@ import numpy as np
 
 from certify.sdp.types import LMICertificate, LureSystem
 
-__all__ = ["CRITERIA", "LMICertificate", "LMIStructure", "LureSystem", "ValidationResult", "assemble_M",
-           "lmi_structure", "rounding_margin", "scale_weights", "validate_certificate"]
+__all__ = ["CRITERIA", "InfeasibilityResult", "LMICertificate", "LMIStructure", "LureSystem", "ValidationResult",
+           "assemble_M", "lmi_structure", "rounding_margin", "scale_weights", "validate_certificate",
+           "validate_infeasibility"]
 
 CRITERIA = ("circle", "popov", "lure_postnikov")
 _EPS = float(np.finfo(np.float64).eps)
@@ -269,3 +270,80 @@ def validate_certificate(
     else:
         reason = f"min eig(P) = {min_P:.3e} is not ≥ {margin_P:.1e}"
     return ValidationResult(bool(ok), max_M, min_P, margin_M, margin_P, scale, projected, reason)
+
+
+@dataclass(frozen=True)
+class InfeasibilityResult:
+    """Figures of a float64 check of a dual (infeasibility) certificate ``Y = WW' ⪰ 0`` of one criterion's LMI.
+
+    ``ok``: ``Z = H Y H' + E_x Y H' + H Y E_x'`` is positive definite and every multiplier coefficient
+    ``c_{j,i} = ⟨He(L_j' e_i e_i' R_j), Y⟩`` is non-negative, both beyond their rounding bounds.
+    """
+
+    ok: bool
+    min_eig_Z: float
+    margin_Z: float
+    min_coefficient: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "min_eig_Z": self.min_eig_Z, "margin_required_Z": self.margin_Z,
+                "min_multiplier_coefficient": self.min_coefficient, "reason": self.reason}
+
+
+def validate_infeasibility(sys: LureSystem, criterion: str, W: np.ndarray, *, use_odd: bool | None = None,
+                           c_round: float = 8.0) -> InfeasibilityResult:
+    """Check in float64 that ``Y = WW'`` proves the criterion's LMI infeasible (theorem of alternatives).
+
+    For every symmetric ``P`` and multipliers ``t``, ``⟨M(P, t), Y⟩ = ⟨P, Z⟩ + Σ t_{j,i} c_{j,i}`` (exact
+    identity, theory §7.6).  A certificate needs ``P ≻ 0``, ``t ≥ 0`` and ``M(P, t) ≺ 0``, hence
+    ``⟨M, Y⟩ ≤ 0``; with ``Z ≻ 0`` and ``c ≥ 0`` the right side is ``> 0``: no certificate exists, for any
+    solver.  Every product is formed from ``W`` (so ``Y ⪰ 0`` holds by construction) and accepted only beyond
+    a rounding bound of the kind of :func:`rounding_margin`: ``Z``'s entries carry errors at most
+    ``γ_k (‖H‖_F + 1)² ‖W‖_F²`` (Higham 2002, Lemma 3.5), ``eigvalsh`` adds ``n·u·‖Z‖_2`` (Anderson et
+    al. 1999, §4.7); each ``c_{j,i}`` at most ``γ_k · 2 Σ ‖L_{j,i}‖ ‖R_{j,i}‖ ‖W‖_F²``, times ``c_round``.
+
+    >>> s = LureSystem(A=[[0.5]], B=[[-2.0]], C=[[1.0]], D=[[0.0]], K=[1.0])   # vertex ρ = 1.5
+    >>> W = np.array([[1.0], [0.9]])      # ξ = [x; p], p = 0.9q inside the sector: x⁺ = −1.3x
+    >>> validate_infeasibility(s, "circle", W).ok
+    True
+    """
+    st = lmi_structure(sys, criterion, use_odd=use_odd)
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim == 1:
+        W = W[:, None]
+    if W.shape[0] != st.N or not np.all(np.isfinite(W)):
+        return InfeasibilityResult(False, -np.inf, 0.0, -np.inf, f"W must have {st.N} finite rows.")
+    n, r = sys.n, W.shape[1]
+    HW, XW = st.H @ W, st.Ex @ W
+    Z = HW @ HW.T + XW @ HW.T + HW @ XW.T
+    Z = (Z + Z.T) / 2.0
+    u = _EPS / 2.0
+    k = st.N + r + 4
+    gk = k * u / max(1.0 - k * u, 0.5)
+    wn2 = float(np.linalg.norm(W)) ** 2
+    hn = float(np.linalg.norm(st.H))
+    eigZ = np.linalg.eigvalsh(Z) if n else np.zeros(0)
+    normZ = float(np.max(np.abs(eigZ), initial=0.0))
+    margin_Z = c_round * (gk * (hn + 1.0) ** 2 * wn2 + n * u * normZ)
+    min_c = np.inf
+    worst = ""
+    coef: dict[str, np.ndarray] = {}
+    err: dict[str, np.ndarray] = {}
+    for name, L, R in st.terms:
+        LW, RW = L @ W, R @ W
+        coef[name] = coef.get(name, 0.0) + 2.0 * np.sum(LW * RW, axis=1)
+        err[name] = err.get(name, 0.0) + 2.0 * np.linalg.norm(L, axis=1) * np.linalg.norm(R, axis=1) * wn2
+    for name in coef:
+        slack = coef[name] - c_round * gk * err[name]
+        if sys.m and float(slack.min()) < min_c:
+            min_c, worst = float(slack.min()), name
+    min_Z = float(eigZ.min()) if n else np.inf
+    ok = bool(min_Z > margin_Z and min_c >= 0.0)
+    if ok:
+        reason = "Z ≻ 0 and every multiplier coefficient ≥ 0 beyond the rounding bounds: the LMI is infeasible"
+    elif min_Z <= margin_Z:
+        reason = f"min eig(Z) = {min_Z:.3e} is not > {margin_Z:.1e}"
+    else:
+        reason = f"a coefficient of multiplier {worst} is {min_c:.3e} < 0 after the rounding bound"
+    return InfeasibilityResult(ok, min_Z, float(margin_Z), float(min_c), reason)

@@ -81,7 +81,7 @@ REGISTRY: tuple[SolverSpec, ...] = (
     SolverSpec("clarabel", "CLARABEL", True, 48, "high", 1.0, {}, "time_limit",
                {"equilibrate_enable": False}),
     SolverSpec("scs", "SCS", True, 4000, "medium", 1e-4,
-               {"eps_abs": 1e-5, "eps_rel": 1e-5, "max_iters": 2_000}, "time_limit_secs",
+               {"eps_abs": 1e-5, "eps_rel": 1e-5, "max_iters": 2_000, "adaptive_scale": False}, "time_limit_secs",
                {"eps_abs": 1e-6, "eps_rel": 1e-6, "max_iters": 20_000}, interior_point=False),
     SolverSpec("mosek", "MOSEK", True, 2000, "high", 1.0, {}, None),
     SolverSpec("cvxopt", "CVXOPT", True, 150, "high", 1.0, {}, None),
