@@ -39,6 +39,7 @@ package instead (``onnx.load_from_string``, ``onnx.checker``, ``onnx.shape_infer
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 import os
@@ -119,13 +120,14 @@ def proto() -> ModuleType:
     pool under their ONNX names, so a later ``import onnx`` gets the very same message classes).
     """
     module = sys.modules.get(_PB2) or sys.modules.get(_PB2_PRIVATE)
-    if module is None:
-        path = None if full_requested() else os.path.join(_onnx_dir(), "onnx_ml_pb2.py")
-        if path is None or not os.path.isfile(path):
-            import onnx.onnx_pb as module  # the full path, or an unusual build: let onnx choose its module
-        else:
-            module = _load(_PB2_PRIVATE, path)
-    return module
+    if module is not None:
+        return module
+    path = None if full_requested() else os.path.join(_onnx_dir(), "onnx_ml_pb2.py")
+    if path is None or not os.path.isfile(path):
+        import onnx.onnx_pb  # the full path, or an unusual build: let onnx choose its module
+
+        return onnx.onnx_pb
+    return _load(_PB2_PRIVATE, path)
 
 
 def native() -> ModuleType:
@@ -139,13 +141,13 @@ def native() -> ModuleType:
         folder = _onnx_dir()
         suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
         found = sorted(f for f in os.listdir(folder) if f.startswith("onnx_cpp2py_export") and f.endswith(suffixes))
-        if not found:
-            import onnx.onnx_cpp2py_export as module  # an unusual layout: let import find it
-        else:
+        if found:
             module = _load(_CPP, os.path.join(folder, found[0]))
+        else:
+            module = importlib.import_module(_CPP)  # an unusual layout: let import find it
     parent = sys.modules.get("onnx")
     if parent is not None and getattr(parent, "onnx_cpp2py_export", None) is not module:
-        parent.onnx_cpp2py_export = module  # bind the submodule on the package, as import does
+        vars(parent)["onnx_cpp2py_export"] = module  # bind the submodule on the package, as import does
     return module
 
 
@@ -194,7 +196,7 @@ def parse_model(data: bytes) -> Any:
     model = proto().ModelProto()
     decoded = model.ParseFromString(data)
     if decoded is not None and decoded != len(data):
-        from google.protobuf.message import DecodeError
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
         raise DecodeError(f"Protobuf decoding consumed too few bytes: {decoded} out of {len(data)}")
     return model
