@@ -109,7 +109,8 @@ def test_forbidden_patterns_spare_ordinary_text(text: str) -> None:
 
 # --- citations name an entry of docs/references.md --------------------------------------------------
 
-_NAME = r"[A-ZÀ-Þ][a-zß-ÿ]+(?:-[A-ZÀ-Þ][a-zß-ÿ]+)?"
+#: a surname, with an optional particle ("El Ghaoui", "van der Schaft")
+_NAME = r"(?:(?:El|Le|La|De|Di|Du|Van|Von|de|van|von|der) )*[A-ZÀ-Þ][a-zß-ÿ]+(?:-[A-ZÀ-Þ][a-zß-ÿ]+)?"
 _YEAR = r"(?:19|20)\d\d"
 #: "A et al. (Y)" / "A et al. Y" / "A & B (Y)" / "A, B & C, Y" and "A (Y)" (single name: parentheses only)
 _CITE = re.compile(
