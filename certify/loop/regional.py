@@ -54,8 +54,10 @@ from certify.results import CheckResult, CheckStatus, Property
 GROWTH = 16.0
 #: stop the search when the growth factor falls below this
 MIN_GROWTH = 1.05
+#: PSD order up to which the search asks the interior-point backend (Clarabel) when no solver is named
+HIGH_ACCURACY_ORDER = 120
 #: half-width of the first pre-activation intervals, relative to ``max(1, |q̂_i|)``
-FIRST_WIDTH = 1e-3
+FIRST_WIDTH = 1e-2
 
 
 class RegionNotApplicable(Exception):
@@ -407,9 +409,12 @@ def validate_region(form: Any, cert: RegionCertificate, *, c_round: float = 8.0)
 def _solve_circle(sysb: Any, *, solver: str | None, timeout: float | None,
                   options: Mapping[str, Any] | None) -> tuple[Any, str]:
     """A circle certificate for the balanced Luré system (or ``None``) and a short note."""
-    from certify.criteria.lmi import Preconditioner, solve_lmi
+    from certify.criteria.lmi import Preconditioner, psd_orders, solve_lmi
     from certify.criteria.validate import validate_certificate
+    from certify.sdp import solvers as _solvers
 
+    if solver is None and "clarabel" in _solvers.available_solvers() and sum(psd_orders(sysb, "circle")) <= HIGH_ACCURACY_ORDER:
+        solver = "clarabel"  # the search needs decided answers; a first-order backend's are often "inaccurate"
     att = solve_lmi(sysb, "circle", solver=solver, timeout=timeout, solver_options=options)
     if att.proved:
         return att.certificate, att.message
@@ -446,6 +451,8 @@ def _circle_fixed_P(sysb: Any, Pb: np.ndarray, *, solver: str | None, timeout: f
     scale = max(float(np.abs(M0).max()), 1e-300)
     expr = M0 / scale + sum((t[i] * basis[i] for i in range(m)), start=np.zeros_like(M0))
     prob = cp.Problem(cp.Maximize(tau), [(expr + expr.T) / 2 + tau * np.eye(st.N) << 0, tau <= 1.0])
+    if solver is None and "clarabel" in _solvers.available_solvers() and st.N <= HIGH_ACCURACY_ORDER:
+        solver = "clarabel"
     spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(st.N)
     out = _solvers.run(prob, spec, timeout=timeout, options=options, psd_orders=(st.N,))
     if not out.has_point or t.value is None or tau.value is None or not float(tau.value) > 0:
@@ -480,15 +487,15 @@ def _global_classes(val: RegionValidation) -> bool:
 
 def _enlarge_level(form: Any, x: np.ndarray, start: tuple[RegionCertificate, RegionValidation], levels: int, *,
                    solver: str | None, left: Any, options: Mapping[str, Any] | None, rounds: list[dict[str, Any]],
-                   tries: int = 5) -> tuple[RegionCertificate, RegionValidation] | None:
-    """Grow ``c`` with ``P`` fixed (factor 4, square-rooted after each failure, at most ``tries`` failures);
-    the largest validated level, or ``None`` when no larger one validated."""
+                   tries: int = 3, max_steps: int = 1000) -> tuple[RegionCertificate, RegionValidation] | None:
+    """Grow ``c`` with ``P`` fixed (factor 4, square-rooted after each failure, at most ``tries`` failures,
+    while ``rounds`` has fewer than ``max_steps`` entries); the largest validated level, or ``None``."""
     cur: tuple[RegionCertificate, RegionValidation] | None = None
     cert = start[0]
     if _global_classes(start[1]):
         return None
     f, failed = 4.0, 0
-    while failed < tries and f > 1.04:
+    while failed < tries and f > 1.04 and len(rounds) < max_steps:
         budget = left()
         if budget is not None and budget <= 0:
             break
@@ -598,7 +605,7 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
                    solver_options: Mapping[str, Any] | None = None, name: str = "loop.region",
                    state_names: Sequence[str] | None = None,
                    state_units: Mapping[str, str] | Sequence[str] | None = None,
-                   plant_states: slice | Sequence[int] | None = None, max_rounds: int = 40) -> CheckResult:
+                   plant_states: slice | Sequence[int] | None = None, max_solves: int = 40) -> CheckResult:
     """Certify the largest invariant ellipsoid around the equilibrium inside its region of attraction.
 
     The result's property is :attr:`~certify.results.Property.REGION` (``region_of_attraction``): it
@@ -627,8 +634,8 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
         Labels and units of the states (a sequence, or a mapping name → unit) for the report.
     plant_states : slice or sequence of int, optional
         Which states are the plant's (physical units); the report's one-line extent shows those.
-    max_rounds : int
-        Cap on LMI solves.
+    max_solves : int
+        Cap on the LMI solves of the search (shape and level steps together).
 
     Returns
     -------
@@ -674,7 +681,7 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
     theta = GROWTH
     rounds: list[dict[str, Any]] = []
     last_note = ""
-    for _ in range(max_rounds):
+    while len(rounds) < max_solves:
         budget = left()
         if budget is not None and budget <= 0:
             last_note = "the time budget ran out"
@@ -688,7 +695,7 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
         start = (cert, val) if cert is not None else best
         if start is not None:
             grown = _enlarge_level(form, x, start, len(levels), solver=solver, left=left, options=solver_options,
-                                   rounds=rounds)
+                                   rounds=rounds, max_steps=max_solves)
             if grown is not None:
                 cert, val = grown
         improved = cert is not None and (best is None or cert.log_volume() > best[0].log_volume() + 1e-3)
