@@ -216,3 +216,12 @@ def test_reports_render_the_region_and_validate_against_the_schema(scalar_result
     data = rep.to_dict()
     jsonschema.validate(data, schema())
     assert Report.from_dict(data).checks[1].property is Property.REGION
+
+
+def test_unstable_equilibrium_and_unsupported_inputs_are_never_proved():
+    unstable = check_regional(SNOF(A=[[0.5]], B_p=[[1.0]], C_q=[[1.0]], channels=(Channel("tanh"),)))  # f'(0) = 1.5
+    assert unstable.status is CheckStatus.NOT_PROVED and "spectral radius" in unstable.message
+    assert check_regional(None).status is CheckStatus.NOT_APPLICABLE   # not a SNOF (e.g. a gated loop map)
+    cyclic = SNOF(A=[[0.5]], B_p=[[1.0, 0.0]], C_q=[[1.0], [0.0]], D_qp=[[0.0, 0.1], [0.1, 0.0]],
+                  channels=(Channel("tanh"), Channel("tanh")))
+    assert check_regional(cyclic).status is CheckStatus.NOT_APPLICABLE

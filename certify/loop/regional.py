@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from certify.errors import WellPosednessError
 from certify.loop.absorbing import (
     PREC_BITS,
     _base_point,
@@ -54,6 +55,8 @@ from certify.results import CheckResult, CheckStatus, Property
 GROWTH = 16.0
 #: stop the search when the growth factor falls below this
 MIN_GROWTH = 1.05
+#: numerical failures that end one search step (the step then simply fails)
+_SEARCH_ERRORS = (ValueError, ZeroDivisionError, ArithmeticError, np.linalg.LinAlgError, WellPosednessError)
 #: PSD order up to which the search asks the interior-point backend (Clarabel) when no solver is named
 HIGH_ACCURACY_ORDER = 120
 #: half-width of the first pre-activation intervals, relative to ``max(1, |q̂_i|)``
@@ -373,8 +376,12 @@ def validate_region(form: Any, cert: RegionCertificate, *, c_round: float = 8.0)
     if not val.ok:
         return RegionValidation(False, f"the circle LMI for the local classes does not validate: {val.reason}.",
                                 lmi=lmi, channels=tuple(rows))
-    geo = _Geometry(form, x, P, len(levels))
-    lo, hi = geo.enclose(float(cert.c))
+    try:
+        geo = _Geometry(form, x, P, len(levels))
+        lo, hi = geo.enclose(float(cert.c))
+    except (ValueError, ZeroDivisionError, ArithmeticError) as exc:
+        return RegionValidation(False, f"the enclosure over the ellipsoid failed ({exc}).", lmi=lmi,
+                                channels=tuple(rows))
     if not (np.all(lo >= ql) and np.all(hi <= qh)):
         i = int(np.argmax(np.maximum(ql - lo, hi - qh)))
         return RegionValidation(False, f"the pre-activation of channel {i} over the ellipsoid, [{lo[i]:.6g}, "
@@ -499,8 +506,11 @@ def _enlarge_level(form: Any, x: np.ndarray, start: tuple[RegionCertificate, Reg
         budget = left()
         if budget is not None and budget <= 0:
             break
-        new, val, note = _fixed_shape(form, x, cert, cert.c * f, levels, solver=solver, timeout=budget,
-                                      options=options)
+        try:
+            new, val, note = _fixed_shape(form, x, cert, cert.c * f, levels, solver=solver, timeout=budget,
+                                          options=options)
+        except _SEARCH_ERRORS as exc:
+            new, val, note = None, None, f"{type(exc).__name__}: {exc}"
         rounds.append({"step": "level", "growth": f, "proved": new is not None,
                        "log_volume": None if new is None else new.log_volume(), "note": "" if new else note})
         if new is not None and val is not None:
@@ -661,6 +671,11 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
         return CheckResult(name=name, property=Property.REGION, status=status, criterion="circle_local_slopes",
                            message=msg, quantities=q, seconds=time.perf_counter() - t0, **kw)
 
+    from certify.snof.form import SNOF
+
+    if not isinstance(form, SNOF):
+        return result(CheckStatus.NOT_APPLICABLE, "the regional analysis needs the loop as a SNOF (LP-GRNN, Elman, "
+                      "SS-NN soft sensors); gated networks (GRU, LSTM) are not covered.")
     if form.n == 0:
         return result(CheckStatus.NOT_APPLICABLE, "the system has no state; there is no region to certify.")
     levels = channel_levels(np.asarray(form.D_qp))
@@ -686,8 +701,12 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
         if budget is not None and budget <= 0:
             last_note = "the time budget ran out"
             break
-        cert, val, note = _candidate(form, x, ql, qh, len(levels), solver=solver, timeout=budget,
-                                     options=solver_options, c_hint=best[0].c if best else 1e-6)
+        try:
+            cert, val, note = _candidate(form, x, ql, qh, len(levels), solver=solver, timeout=budget,
+                                         options=solver_options, c_hint=best[0].c if best else 1e-6)
+        except _SEARCH_ERRORS as exc:  # a numerical failure of one step is a failed step, never a proof
+            cert, val, note = None, None, f"{type(exc).__name__}: {exc}"
+
         rounds.append({"step": "shape", "q_halfwidth_max": float(np.max(qh - ql, initial=0.0) / 2),
                        "growth": theta, "proved": cert is not None,
                        "log_volume": None if cert is None else cert.log_volume(), "note": "" if cert else note})
@@ -776,6 +795,6 @@ def check_loop_region(cl: Any, spec: Any, *, solver: str | None = None, timeout:
     >>> r.name, r.status.value, [s["name"] for s in r.quantities["states"] if s["plant"]]
     ('loop.region', 'proved', ['p', 'E'])
     """
-    return check_regional(cl.form, solver=solver, timeout=timeout, solver_options=solver_options,
+    return check_regional(getattr(cl, "form", None), solver=solver, timeout=timeout, solver_options=solver_options,
                           state_names=loop_state_labels(cl, spec), state_units=state_units,
                           plant_states=cl.plant_states)
