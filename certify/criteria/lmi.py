@@ -301,7 +301,8 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
         opts.update(solver_options or {})
         out, x = run_scs(data, opts, timeout=timeout)
         point = None if x is None else data.unpack(x)
-        return _decide(sys, st, criterion, spec, out, point, polish, dict(common, build_seconds=build))
+        return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
+                       dict(common, build_seconds=build))
     P = cp.Variable((n, n), symmetric=True)
     tau = cp.Variable()
     t = {name: cp.Variable(m, nonneg=True) for name in st.multiplier_names} if m else {}
@@ -339,7 +340,12 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     point = None
     if out.has_point and P.value is not None and tau.value is not None:
         point = (P.value, {k: v.value for k, v in t.items()}, float(tau.value))
-    return _decide(sys, st, criterion, spec, out, point, polish, dict(common, build_seconds=build))
+    return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
+                   dict(common, build_seconds=build))
+
+
+def _time_left(t0: float, timeout: float | None) -> bool:
+    return timeout is None or time.perf_counter() - t0 < timeout
 
 
 def _decide(sys: LureSystem, st: Any, criterion: str, spec: _solvers.SolverSpec, out: _solvers.SolveOutcome,
