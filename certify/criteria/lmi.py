@@ -411,6 +411,13 @@ def infeasibility_certificate(sys: LureSystem, criterion: str, *, solver: str = 
     ``Y`` satisfies ``Z(Y) = −τ*·a·I ≻ 0`` and ``c(Y) ≥ −τ*·b > 0`` (theory §7.6), which
     :func:`certify.criteria.validate.validate_infeasibility` re-checks from the factor ``W`` (``Y = WW'``).
     Returns ``(W, result)``; ``W`` is ``None`` when the backend returned no dual.
+
+    >>> bad = LureSystem(A=[[0.5]], B=[[-2.0]], C=[[1.0]], D=[[0.0]], K=[1.0])   # vertex gain 1: x⁺ = −1.5x
+    >>> infeasibility_certificate(bad, "lure_postnikov")[1].ok
+    True
+    >>> good = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> infeasibility_certificate(good, "circle")[1].ok
+    False
     """
     import cvxpy as cp
     import scipy.sparse as sp

@@ -223,6 +223,13 @@ def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | 
 
     Returns the :class:`certify.sdp.solvers.SolveOutcome` (``compile_seconds`` is SCS's setup: data
     normalisation and the factorisation) and the primal vector (``None`` without a finite point).
+
+    >>> d = build_lmi_conic(np.array([[-0.5, -1.0]]), np.array([[1.0, 0.0]]),
+    ...                     [("T", np.array([[0.0, 1.0]]), np.array([[1.0, -1.0]]))], ["T"])
+    >>> out, x = run_scs(d, {"eps_abs": 1e-6, "eps_rel": 1e-6})
+    >>> S = -unsvec_lower(d.b[1:] - d.A[1:] @ x, 2)          # M(P, t) + I, asked to be ⪯ 0
+    >>> out.status, bool(np.linalg.eigvalsh(S).max() < 1e-5), d.unpack(x)[2]
+    ('solved', True, 1.0)
     """
     import time
 
