@@ -25,6 +25,9 @@ from certify.networks import Network
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
 
 UNIT_CIRCLE_TOL = 1e-9
+#: default seconds for the regional search when global stability is not proved (it keeps the best region
+#: validated so far when time runs out, so a slower machine reports a smaller region, never a wrong one)
+REGION_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -231,12 +234,16 @@ def check_closed_loop(
     timeout: float | None = None,
     simulate: bool = True,
     solver_options: dict[str, Any] | None = None,
+    region_timeout: float | None = REGION_TIMEOUT,
 ) -> LoopOutcome:
     """Certify global asymptotic stability of the loop around ``net`` (see the module docstring).
 
     ``method``: ``auto``/``lmi``/``all`` run the LMI (``auto`` cheapest criterion first); ``diss`` does not
     apply to loops (the closed-form tests are for networks alone) and yields a not-applicable check.
     ``solver_options`` go to the first backend's solve (:func:`certify.criteria.lmi.check_lmi`).
+    When no check proves global stability, the largest certified invariant ellipsoid around the equilibrium
+    is searched (``loop.region``, property ``region_of_attraction``; docs/theory.md §6.2) for at most
+    ``region_timeout`` seconds (``None``: no limit but ``timeout``; ``0``: skip); it never certifies a loop.
 
     >>> from certify.networks import ElmanLayer, LinearHead, Network
     >>> net = Network((ElmanLayer(W=np.zeros((1, 4)), U=[[0.5]], b=[0.0]),),
@@ -289,6 +296,13 @@ def check_closed_loop(
         if ab.proved and eq.get("found"):
             x_star = np.asarray(eq["x"])
             description["equilibrium"] = _equilibrium_summary(cl, spec, x_star)
+    if not any(c.proved for c in checks) and region_timeout != 0:
+        from certify.loop.regional import check_loop_region
+
+        left = None if timeout is None else max(timeout - (time.perf_counter() - t0), 0.0)
+        budget = region_timeout if left is None else (left if region_timeout is None else min(left, region_timeout))
+        if budget is None or budget > 0:
+            checks.append(check_loop_region(cl, spec, solver=solver, timeout=budget, solver_options=solver_options))
     sim = _simulate(net, spec, cl, x_star) if simulate else None
     return LoopOutcome(checks=checks, description=description, simulation=sim, closed_loop=cl)
 
