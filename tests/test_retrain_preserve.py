@@ -199,3 +199,58 @@ def test_elman_with_bypass_is_retrained(trained, capsys):
     s = json.loads((out / "retrain.json").read_text())
     before, after = (float(np.mean(s[k]["fit"])) for k in ("test_before", "test_after"))
     assert after > before - 25.0, (before, after)  # stated tolerance, as above
+
+
+def test_two_tracks_restart_from_projected_weights_and_resume_across_the_switch():
+    """With a barrier the fine-tuning runs an interior track, then a boundary track from the projected weights
+    again; a run stopped before the switch and resumed from its optimiser state (as ``--resume`` does through
+    checkpoint.pt) repeats the uninterrupted run exactly, and every epoch stays in the certified set."""
+    import copy
+    import io
+
+    from certify.train.contraction import affine_residuals
+    from certify.train.modules import ElmanNet
+    from certify.train.preserve import PreserveConfig, finetune, scale_into
+
+    rng0 = np.random.default_rng(0)
+    u = rng0.uniform(-1, 1, (150, 2))
+    y = np.tanh(np.cumsum(u, 0) * 0.1)[:, :1]
+    res = lambda m: affine_residuals(m).diss  # noqa: E731
+    torch.manual_seed(0)
+    start = ElmanNet(2, 4, n_out=1)
+    with torch.no_grad():
+        start.rnn.weight_hh_l0.mul_(4.0)
+    assert scale_into(start, res, 0.06) is not None
+    cfg = PreserveConfig(epochs=6, seq_len=30, batch_size=4, lr=2e-2, barrier=1e-3)
+    assert cfg.switch_epoch == 3
+
+    def go(m, rng, **kw):
+        recs: list = []
+        opt = finetune(m, None, u, y, u, y, res, cfg, rng, on_epoch=lambda r, o: recs.append(r), **kw)
+        return recs, opt
+
+    full, _ = go(copy.deepcopy(start), np.random.default_rng(1))
+    assert [r["track"] for r in full] == ["interior"] * 3 + ["boundary"] * 3
+    assert all(r["residual"] < -cfg.eps for r in full)
+    assert full[0]["lr"] == full[3]["lr"] == cfg.lr  # the cosine schedule restarts with the boundary track
+    # interrupted after two interior epochs, then resumed from the saved state
+    m, rng = copy.deepcopy(start), np.random.default_rng(1)
+    recs: list = []
+    opt = finetune(m, None, u, y, u, y, res, cfg, rng, stop=lambda: len(recs) >= 2,
+                   on_epoch=lambda r, o: recs.append(r))
+    buf = io.BytesIO()
+    torch.save({"state": m.state_dict(), "optimizer": opt.state_dict()}, buf)
+    buf.seek(0)
+    ck = torch.load(buf, weights_only=True)
+    anchor = ck["optimizer"]["param_groups"][0]["certify_anchor"]  # where the boundary track will start
+    for a, p in zip(anchor, [p for p in start.parameters() if p.requires_grad]):
+        assert torch.equal(a, p.detach())
+    m2 = copy.deepcopy(start)
+    m2.load_state_dict(ck["state"])
+    rest, _ = go(m2, rng, start_epoch=2, optimizer_state=ck["optimizer"])
+    both = recs + rest
+    assert [r["epoch"] for r in both] == list(range(6))
+    for a, b in zip(full, both):
+        assert a["track"] == b["track"]
+        np.testing.assert_allclose([a["loss"], a["val_fit"], a["residual"]], [b["loss"], b["val_fit"], b["residual"]],
+                                   rtol=1e-5, atol=1e-7)

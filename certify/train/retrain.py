@@ -82,8 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "inside it with distillation from the original model; penalty: train with a "
                              "penalty on the residuals, doubling its weight each round")
     parser.add_argument("--epochs", type=int, default=200, help="epochs (of fine-tuning, or per penalty round)")
-    parser.add_argument("--lr", type=float, default=1e-2,
-                        help="Adam learning rate (preserve: start of a cosine decay to lr/10)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam learning rate (default: preserve 3e-2, the start of a cosine decay to lr/10 on "
+                             "each fine-tuning track; --into and penalty 1e-2)")
     parser.add_argument("--max-fit-drop", type=float, default=5.0, metavar="POINTS",
                         help="preserve: largest accepted loss of validation FIT (mean over outputs, points); a "
                              "certified model that loses more is written to OUTDIR/rejected/, not as the result")
@@ -92,9 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--project-steps", type=int, default=400,
                         help="preserve: augmented-Lagrangian steps of the projection before falling back to "
                              "scaling the recurrent weights")
-    parser.add_argument("--barrier", type=float, default=0.0,
-                        help="preserve: weight μ of a log barrier −μΣlog(−g) on the residuals (0: none; steps "
-                             "that leave the certified set are shortened or projected back either way)")
+    parser.add_argument("--barrier", type=float, default=None,
+                        help="preserve: weight μ of the log barrier −μΣlog(−g) of the interior track (the first "
+                             "half of the epochs; the second half restarts from the projected weights without "
+                             "it); 0: the boundary track only (default: 1e-4, with --into 0)")
     parser.add_argument("--resume", action="store_true",
                         help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
                              "(same MODEL and DATA; raise --epochs to train longer)")
@@ -233,6 +235,14 @@ def check_arguments(args: argparse.Namespace) -> None:
     certify.errors.InvalidInputError: --seq-len must be at least 1, got 0.
     """
     resolve_target(args)
+    # defaults measured in docs/retrain.md ("Measured"): preserve on the same architecture 3e-2 and two tracks;
+    # --into (a fresh student) and the penalty strategy 1e-2 and, for --into, the boundary track only
+    same_arch = getattr(args, "strategy", "preserve") == "preserve" and args.target not in ("lmi", "loop") \
+        and getattr(args, "into", None) is None
+    if getattr(args, "lr", None) is None:
+        args.lr = 3e-2 if same_arch else 1e-2
+    if getattr(args, "barrier", None) is None:
+        args.barrier = 1e-4 if same_arch else 0.0
     for opt, value, low in (("--seq-len", args.seq_len, 1), ("--batch-size", args.batch_size, 1),
                             ("--epochs", args.epochs, 1), ("--rounds", args.rounds, 1), ("--washout", args.washout, 0),
                             ("--project-steps", getattr(args, "project_steps", 0), 0),

@@ -79,7 +79,8 @@ def advice(arch: str, hidden: int | None, drop: float | None, certified: bool) -
     tips = []
     if certified and drop is not None:
         tips.append(f"the certified model loses {drop:.1f} FIT points; train longer (--epochs, --resume), try "
-                    "--barrier 1e-4 (an interior path, better when the fit lies inside the certified set) or "
+                    "--barrier 0 (every epoch on the boundary track, better when the fit lies on the boundary of the "
+                    "certified set) or "
                     "accept more with --max-fit-drop")
     elif not certified:
         tips.append("no certified weights were found; raise --project-steps or use --strategy penalty")
