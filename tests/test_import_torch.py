@@ -104,3 +104,34 @@ def test_legacy_non_zip_serialization_and_extension_ignored(tmp_path):
     assert p.read_bytes()[:1] == b"\x80"
     net = load_model(p)
     assert net.info.source_format == "torch_state_dict" and net.architecture == "elman"
+
+
+@pytest.mark.parametrize("cls", [ElmanNet, GRUNet, LSTMNet])
+def test_bypass_state_dicts_import_and_match_torch(tmp_path, cls):
+    """A head with a direct input term (``add_bypass``) is read into ``LinearHead.D``; the imported network's
+    outputs equal torch's forward pass on the same inputs (float32 weights, float64 evaluation)."""
+    torch.manual_seed(1)
+    mod = cls(2, 3, 1, 1).add_bypass(np.array([[0.7, -0.2]]))
+    pt, _ = save_state_dict(mod, tmp_path / "m.pt")
+    net = load_model(pt)
+    np.testing.assert_array_equal(net.head.D, to_canonical(mod).head.D)
+    u = np.random.default_rng(0).normal(size=(25, 2))
+    with torch.no_grad():
+        y_torch = mod(torch.tensor(u[None], dtype=torch.float32)).numpy()[0]
+    np.testing.assert_allclose(net.simulate(u).y, y_torch, atol=1e-5)
+
+
+def test_bypass_with_the_wrong_shape_or_without_a_head_is_refused(tmp_path):
+    from certify.errors import WeightError
+
+    mod = ElmanNet(2, 3, 1, 1).add_bypass(np.ones((1, 2)))
+    sd = mod.state_dict()
+    sd["bypass.weight"] = torch.ones(1, 3)
+    pt, _ = save_state_dict(mod, tmp_path / "m.pt")
+    torch.save(sd, pt)
+    with pytest.raises(WeightError, match="bypass.weight has shape"):
+        load_model(pt)
+    headless = {k: v for k, v in mod.state_dict().items() if not k.startswith("head.")}
+    torch.save(headless, pt)
+    with pytest.raises(WeightError, match="needs a linear head"):
+        load_model(pt)

@@ -227,6 +227,20 @@ def _head(t: dict[str, np.ndarray], n_top: int, path: str) -> LinearHead | None:
     return LinearHead(W=W, b=b)
 
 
+def _bypass(t: dict[str, np.ndarray], n_in: int, path: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The head's direct term ``D u`` (``bypass``, an ``nn.Linear(n_in, n_out)`` next to the head, as
+    :meth:`certify.train.modules._Stacked.add_bypass` writes it): ``(D, bias)``, or None."""
+    if "bypass.weight" not in t:
+        return None
+    D = t.pop("bypass.weight")
+    if D.ndim != 2 or D.shape[1] != n_in:
+        raise WeightError(f"{path}: bypass.weight has shape {tuple(D.shape)}, expected (n_out, {n_in}).")
+    c = t.pop("bypass.bias", np.zeros(D.shape[0]))
+    if c.shape != (D.shape[0],):
+        raise WeightError(f"{path}: bypass.bias has shape {tuple(c.shape)}, expected ({D.shape[0]},).")
+    return D, c
+
+
 def _lpgrnn(t: dict[str, np.ndarray], path: str) -> list[Any]:
     layers, k = [], 0
     while f"layers.{k}.W_h" in t:
@@ -278,7 +292,16 @@ def load_state_dict(path: str, budget: Budget | None = None,
             f"{path}: no nn.GRU/nn.LSTM/nn.RNN weights (…weight_ih_l0) were found and no sidecar "
             f"{sidecar_path(path)!r} names the architecture. Keys: {sorted(t)[:12]}."
         )
+    bypass = _bypass(t, layers[0].n_in, path) if arch != "ssnn" else None
     head = None if arch == "ssnn" else _head(t, layers[-1].n_out, path)
+    if bypass is not None:
+        if head is None:
+            raise WeightError(f"{path}: 'bypass.weight' (a direct input-to-output term) needs a linear head "
+                              "('head.weight'/'fc.weight'), which the state dict does not have.")
+        D, c = bypass
+        if D.shape[0] != head.n_out:
+            raise WeightError(f"{path}: bypass.weight has {D.shape[0]} rows but the head has {head.n_out} outputs.")
+        head = LinearHead(W=head.W, b=head.b + c, D=D)
     if t:
         raise UnsupportedModelError(f"{path}: state dict entries certify does not understand: {sorted(t)}.")
     net = Network(layers=tuple(layers), head=head)
