@@ -72,7 +72,10 @@ def main() -> None:
     fit_st = float(s["test_after"]["fit"][0]) if s["test_after"] else float("nan")
     fit_st_t = float(s["distance_to_original"]["fit_vs_original"][0]) if s["distance_to_original"] else float("nan")
     t = time.perf_counter()
-    loop_st = check(onnx, plant="boiler").verdict.value if onnx else "none"
+    rep = check(onnx, plant="boiler") if onnx else None
+    loop_st = "none" if rep is None else rep.verdict.value
+    if rep is not None and rep.checks and rep.checks[0].margin is not None:  # < 0: proved with that clearance
+        loop_st += f" ({rep.checks[0].name} margin {rep.checks[0].margin:.2g})"
     t_loop = time.perf_counter() - t
     print(f"boiler, {a.samples} samples; GRU {a.hidden} trained in {t_gru:.0f} s; test FIT in plant units after the "
           "washout")

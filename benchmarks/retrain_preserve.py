@@ -89,7 +89,8 @@ def main() -> None:
         kept = s.get("kept") or {}
         track = next((h.get("track") for h in s.get("history", []) if h.get("epoch") == kept.get("epoch")
                       and h.get("phase") == kept.get("phase")), None)
-        where = "—" if not kept else " ".join(str(v) for v in (kept.get("phase"), track, kept.get("epoch")) if v)
+        where = "—" if not kept else " ".join(str(v) for v in (kept.get("phase"), track, kept.get("epoch"))
+                                              if v is not None)
         rows.append((strategy, rc, s["verdict"], s["test_before"]["fit"], (s["test_after"] or {}).get("fit"),
                      s.get("val_fit_before"), s.get("val_fit_after"), where, sec))
     print("| strategy | exit | verdict | test FIT before | test FIT after | test FIT loss | val FIT before → after "
