@@ -543,7 +543,10 @@ def find_config(start: str | None = None) -> tuple[str, dict[str, Any]] | None:
     >>> os.path.dirname(path) == d, table
     (True, {'method': 'diss'})
     """
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10 (the tomli dependency)
+        import tomli as tomllib
 
     folder = os.path.abspath(start or os.getcwd())
     while True:

@@ -295,7 +295,12 @@ def read_manifest(path: str) -> list[BatchItem]:
         raise InvalidInputError(f"manifest {path} is not UTF-8 text (byte {exc.start}).") from None
     rows: list[tuple[str, Mapping[str, Any]]] = []
     if path.lower().endswith(".toml"):
-        import tomllib
+        import sys
+
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # Python 3.10 (the tomli dependency)
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)
