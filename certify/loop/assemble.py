@@ -70,14 +70,14 @@ def pi_block(pi: PIController) -> SNOF:
     sat = (Channel("saturation", limits=(pi.u_min, pi.u_max)),)
     if pi.form == "velocity":
         return SNOF(
-            A=np.zeros((2, 2)), B_p=[[1.0], [0.0]], B_w=[[0.0], [1.0]],
-            C_q=[[1.0, -pi.kp]], D_qw=[[pi.kp + pi.ki * pi.Ts]],
-            C_z=[[0.0, 0.0], [1.0, 0.0]], D_zp=[[1.0], [0.0]], channels=sat,
+            A=np.zeros((2, 2)), B_p=np.array([[1.0], [0.0]]), B_w=np.array([[0.0], [1.0]]),
+            C_q=np.array([[1.0, -pi.kp]]), D_qw=np.array([[pi.kp + pi.ki * pi.Ts]]),
+            C_z=np.array([[0.0, 0.0], [1.0, 0.0]]), D_zp=np.array([[1.0], [0.0]]), channels=sat,
         )
     return SNOF(
-        A=[[1.0, 0.0], [0.0, 0.0]], B_p=[[0.0], [1.0]], B_w=[[pi.Ts], [0.0]],
-        C_q=[[pi.ki, 0.0]], D_qw=[[pi.kp]], b_q=[pi.u_bias],
-        C_z=[[0.0, 0.0], [0.0, 1.0]], D_zp=[[1.0], [0.0]], channels=sat,
+        A=np.array([[1.0, 0.0], [0.0, 0.0]]), B_p=np.array([[0.0], [1.0]]), B_w=np.array([[pi.Ts], [0.0]]),
+        C_q=np.array([[pi.ki, 0.0]]), D_qw=np.array([[pi.kp]]), b_q=np.array([pi.u_bias]),
+        C_z=np.array([[0.0, 0.0], [0.0, 1.0]]), D_zp=np.array([[1.0], [0.0]]), channels=sat,
     )
 
 

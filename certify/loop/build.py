@@ -49,14 +49,14 @@ def plant_mapping(plant: Any, *, Ts: float | None = None) -> dict[str, Any]:
     a discrete one keeps its own sampling time (``Ts``, if given, must agree).
     """
     if isinstance(plant, Plant):
-        data = {f.name: getattr(plant, f.name) for f in fields(plant) if f.name in _PLANT_FIELDS}
+        data: dict[str, Any] = {f.name: getattr(plant, f.name) for f in fields(plant) if f.name in _PLANT_FIELDS}
         data = {k: _listify(v) for k, v in data.items() if v is not None and v != ""}
         for k in ("input_names", "output_names", "state_names"):
             if not data.get(k):
                 data.pop(k, None)
         return data
     if hasattr(plant, "A") and hasattr(plant, "dt") and hasattr(plant, "isctime"):  # python-control StateSpace
-        data: dict[str, Any] = {k: np.asarray(getattr(plant, k), dtype=np.float64).tolist() for k in "ABCD"}
+        data = {k: np.asarray(getattr(plant, k), dtype=np.float64).tolist() for k in "ABCD"}
         continuous = bool(plant.isctime(strict=True)) if plant.dt is not None else False
         if continuous:
             if Ts is None:

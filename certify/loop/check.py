@@ -228,7 +228,7 @@ def check_closed_loop(
     net: Network,
     *,
     plant: str | None = None,
-    loop: str | None = None,
+    loop: str | LoopSpec | None = None,
     method: str = "auto",
     solver: str | None = None,
     timeout: float | None = None,

@@ -141,11 +141,12 @@ class Plant:
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
-    x_op: np.ndarray | None = None
-    u_op: np.ndarray | None = None
-    y_op: np.ndarray | None = None
-    u_min: np.ndarray | None = None
-    u_max: np.ndarray | None = None
+    # array_like or None when constructed; always an array after __post_init__ (mypy cannot express that)
+    x_op: np.ndarray = None  # type: ignore[assignment]
+    u_op: np.ndarray = None  # type: ignore[assignment]
+    y_op: np.ndarray = None  # type: ignore[assignment]
+    u_min: np.ndarray = None  # type: ignore[assignment]
+    u_max: np.ndarray = None  # type: ignore[assignment]
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -302,7 +303,7 @@ def plant_from_mapping(
     kw.setdefault("name", Path(source).stem if source else "plant")
     kw["source"] = source
     # validate as a discrete plant first (clear errors naming the matrix), then discretise if asked
-    plant = Plant(A=data["A"], B=data["B"], C=data["C"], D=data.get("D"), Ts=data["Ts"], **kw)
+    plant = Plant(A=data["A"], B=data["B"], C=data["C"], D=data.get("D"), Ts=data["Ts"], **kw)  # type: ignore[arg-type]  # D=None: zeros
     if data.get("continuous", False):
         if deadline is not None:
             deadline.check("discretising the plant")
@@ -403,10 +404,12 @@ def load_plant_file(path: str | Path, *, max_states: int | None = None, deadline
 
 
 def _toml_loads(text: str) -> dict[str, Any]:
-    try:
+    import sys
+
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
     return tomllib.loads(text)
 
 

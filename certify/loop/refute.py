@@ -82,10 +82,10 @@ def _with_trajectory(cl: Any, spec: Any, cex: Counterexample) -> Counterexample:
     period = int(d.get("period", 1))
     steps = int(min(400, max(50, 3 * period)))
     system = loop_system(cl)
-    X = [x0]
+    xs = [x0]
     for _ in range(steps):
-        X.append(system.step(X[-1][None, :], np.zeros(0))[0])
-    X = np.array(X)
+        xs.append(system.step(xs[-1][None, :], np.zeros(0))[0])
+    X = np.array(xs)
     ctrl = X[:, cl.ctrl_states]
     actuator = ctrl[:, 0] if spec.controller.form == "velocity" else np.clip(
         ctrl[:, 1], spec.controller.u_min, spec.controller.u_max)

@@ -141,7 +141,7 @@ class RegionValidation:
     enclosure_lower: np.ndarray | None = field(default=None, repr=False)
     enclosure_upper: np.ndarray | None = field(default=None, repr=False)
     lmi: Mapping[str, Any] = field(default_factory=dict)
-    channels: tuple[Mapping[str, Any], ...] = ()
+    channels: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reason": self.reason, "contraction_rate": self.rate,
@@ -315,7 +315,9 @@ def _equilibrium_at(form: Any, x: np.ndarray) -> Any:
     return Equilibrium(x=x, q=q, p=p, w=w, z=np.zeros(form.n_z), residual=0.0, found=True)
 
 
-def _lure(form: Any, centre: np.ndarray, q_lower: np.ndarray, q_upper: np.ndarray) -> tuple[Any, Any, Any, Any]:
+def _lure(
+    form: Any, centre: np.ndarray, q_lower: np.ndarray, q_upper: np.ndarray,
+) -> tuple[tuple[Any, Any, np.ndarray, np.ndarray], list[dict[str, Any]]]:
     """``(sys0, sysb, T, S, rows)``: the Luré data of the local classes and its power-of-two balancing."""
     from certify.criteria.lmi import balance_lure, lure_system
 
@@ -711,7 +713,7 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
                        "growth": theta, "proved": cert is not None,
                        "log_volume": None if cert is None else cert.log_volume(), "note": "" if cert else note})
         # the same shape, larger levels: only the multipliers are solved for (Boyd et al. 1994, §5.2)
-        start = (cert, val) if cert is not None else best
+        start = (cert, val) if cert is not None and val is not None else best  # val: cert's validation
         if start is not None:
             grown = _enlarge_level(form, x, start, len(levels), solver=solver, left=left, options=solver_options,
                                    rounds=rounds, max_steps=max_solves)
@@ -745,6 +747,7 @@ def check_regional(form: Any, *, solver: str | None = None, timeout: float | Non
                       "linearisation at the equilibrium may not be stable.")
     cert, val = best
     rows = list(val.channels)
+    assert val.enclosure_lower is not None and val.enclosure_upper is not None  # set on every validated region
     for r, a, b in zip(rows, val.enclosure_lower, val.enclosure_upper):
         r["q_enclosure"] = [float(a), float(b)]
     states = _state_rows(cert, state_names, state_units, plant_states)

@@ -100,18 +100,19 @@ class SNOF:
     True
     """
 
+    # the omitted (None) matrices are zeros after __post_init__ (mypy cannot express that)
     A: np.ndarray
-    B_p: np.ndarray | None = None
-    B_w: np.ndarray | None = None
-    C_q: np.ndarray | None = None
-    D_qp: np.ndarray | None = None
-    D_qw: np.ndarray | None = None
-    C_z: np.ndarray | None = None
-    D_zp: np.ndarray | None = None
-    D_zw: np.ndarray | None = None
-    b_x: np.ndarray | None = None
-    b_q: np.ndarray | None = None
-    b_z: np.ndarray | None = None
+    B_p: np.ndarray = None  # type: ignore[assignment]
+    B_w: np.ndarray = None  # type: ignore[assignment]
+    C_q: np.ndarray = None  # type: ignore[assignment]
+    D_qp: np.ndarray = None  # type: ignore[assignment]
+    D_qw: np.ndarray = None  # type: ignore[assignment]
+    C_z: np.ndarray = None  # type: ignore[assignment]
+    D_zp: np.ndarray = None  # type: ignore[assignment]
+    D_zw: np.ndarray = None  # type: ignore[assignment]
+    b_x: np.ndarray = None  # type: ignore[assignment]
+    b_q: np.ndarray = None  # type: ignore[assignment]
+    b_z: np.ndarray = None  # type: ignore[assignment]
     channels: tuple[Channel, ...] = ()
     names: tuple[str, ...] = field(default=(), compare=False)
     _levels: Any = field(default=None, init=False, repr=False, compare=False)
