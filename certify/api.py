@@ -116,6 +116,8 @@ def as_input_range(spec: Any, n_inputs: int) -> InputRange:
     >>> as_input_range((-2.0, 2.0), 3).high.tolist()
     [2.0, 2.0, 2.0]
     """
+    import numpy as np
+
     from certify.networks import InputRange
 
     if isinstance(spec, InputRange):
@@ -131,7 +133,7 @@ def as_input_range(spec: Any, n_inputs: int) -> InputRange:
             raise InvalidInputError(f"input range: {len(low)} lower bounds but {len(high)} upper bounds.")
         if len(low) == 1:  # one LOW:HIGH for every input
             low, high = low * n_inputs, high * n_inputs
-        ir = InputRange(low, high)
+        ir = InputRange(np.asarray(low), np.asarray(high))
     if ir.low.shape[0] != n_inputs:
         raise InvalidInputError(
             f"input range has {ir.low.shape[0]} entries but the network has {n_inputs} inputs; "

@@ -227,7 +227,7 @@ def run(request: CheckRequest, progress: Callable[[str], None] | None = None) ->
         net = load_model(path, deadline=deadline) if path is not None else request.model
         t_loaded = time.perf_counter()
         if request.input_range is not None:
-            ir = as_input_range(request.input_range, net.n_inputs)
+            ir: InputRange | None = as_input_range(request.input_range, net.n_inputs)
             net = net.with_info(replace(net.info, input_range=ir))
             source = request.input_range_source
         else:

@@ -7,6 +7,7 @@ beyond small conveniences, so that every report format renders from the same val
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -227,6 +228,6 @@ class CheckResult:
         if self.status is CheckStatus.DISPROVED and self.counterexample is None:
             raise ValueError(f"check {self.name!r} is disproved but carries no counterexample")
 
-    @property
+    @builtins.property  # the field ``property`` shadows the builtin for type checkers
     def proved(self) -> bool:
         return self.status is CheckStatus.PROVED

@@ -118,7 +118,7 @@ def _verify(data: Any, net: Any, sha: str | None, plant: str | None, loop: str |
         from certify.loop.check import resolve_loop
         from certify.witness.systems import SNOFSystem
 
-        described = rep.get("loop") if isinstance(rep.get("loop"), Mapping) else {}
+        described: Any = rep.get("loop") if isinstance(rep.get("loop"), Mapping) else {}
         if plant is None and loop is None:
             loop = described.get("loop_file") if isinstance(described.get("loop_file"), str) else None
             named = described.get("builtin_plant")
@@ -131,7 +131,7 @@ def _verify(data: Any, net: Any, sha: str | None, plant: str | None, loop: str |
 
             return verify_witness(GatedLoopSystem(gated_loop(net, spec)), proof)
         return verify_witness(SNOFSystem(assemble(net, spec).form), proof)
-    assumptions = rep.get("assumptions") if isinstance(rep.get("assumptions"), Mapping) else {}
+    assumptions: Any = rep.get("assumptions") if isinstance(rep.get("assumptions"), Mapping) else {}
     ir = assumptions.get("input_range")
     box = None if not isinstance(ir, Mapping) else InputRange(low=ir["low"], high=ir["high"])
     return verify_witness(net, proof, input_range=box)

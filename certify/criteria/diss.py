@@ -89,8 +89,8 @@ def _model_check(prop: Property, layer_checks: list[CheckResult], assumptions: d
     statuses = [c.status for c in layer_checks]
     margins = [c.margin for c in layer_checks if c.margin is not None]
     margin = max(margins) if margins and len(margins) == len(layer_checks) else None
-    worst_i = max(range(len(layer_checks)), key=lambda i: -math.inf if layer_checks[i].margin is None
-                  else layer_checks[i].margin)
+    worst_i = max(range(len(layer_checks)), key=lambda i: -math.inf if (mi := layer_checks[i].margin) is None
+                  else mi)
     worst = layer_checks[worst_i]
     what = "δISS" if prop is Property.DELTA_ISS else "ISS"
     if all(s is CheckStatus.PROVED for s in statuses):

@@ -11,7 +11,7 @@ with numpy (``FOLD``) or, for operators not listed there, with ``onnx.reference`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -281,7 +281,7 @@ def estimate_elements(node: Any, values: list[np.ndarray | None], attrs: dict[st
     except (IndexError, TypeError, ValueError, OverflowError):
         return None
     if inferred and all(sh is not None and all(d is not None for d in sh) for sh in inferred):
-        return sum(numel(sh) for sh in inferred)  # type: ignore[arg-type]
+        return sum(numel(cast("tuple[int, ...]", sh)) for sh in inferred)  # every dimension known (above)
     if op in _GENERATORS:
         return None
     if shapes and len(node.output) == 1:

@@ -46,8 +46,8 @@ def register(*ops: str) -> Callable[[Converter], Converter]:
 def _const_arg(v: Any, what: str) -> np.ndarray:
     if isinstance(v, Const):
         return v.value
-    if isinstance(v, ShapeVec) and v.known() is not None:
-        return v.known()
+    if isinstance(v, ShapeVec) and (known := v.known()) is not None:
+        return known
     raise UnsupportedModelError(f"{what} must be a constant, but it depends on the input.")
 
 

@@ -220,7 +220,9 @@ def _chain_layer(steps: list[int], ctx: Any, where: str) -> None:
     kinds = {ctx.acts[j][0] for j in steps}
     if len(kinds) != 1 or not kinds <= {"tanh", "relu"}:
         raise _bad_chain(where)
-    W = U = b = None
+    W: np.ndarray | None = None
+    U: np.ndarray | None = None
+    b: np.ndarray | None = None
     for t, j in enumerate(steps):
         pre: Sym = ctx.acts[j][1]
         kt = key + (t,)
@@ -231,12 +233,17 @@ def _chain_layer(steps: list[int], ctx: Any, where: str) -> None:
         Ut = pre.terms.get(("act", steps[t - 1])) if t else None
         if t == 0:
             W, b = Wt, bt
-        elif not (_close(W, Wt) and _close(b, bt)):
-            raise _bad_chain(where)
+        else:
+            assert W is not None and b is not None  # set at t == 0
+            if not (_close(W, Wt) and _close(b, bt)):
+                raise _bad_chain(where)
         if t == 1:
             U = Ut if Ut is not None else np.zeros((Wt.shape[0],) * 2)
-        elif t > 1 and not _close(U, Ut if Ut is not None else np.zeros_like(U)):
-            raise _bad_chain(where)
+        elif t > 1:
+            assert U is not None  # set at t == 1
+            if not _close(U, Ut if Ut is not None else np.zeros_like(U)):
+                raise _bad_chain(where)
+    assert W is not None and b is not None  # steps is not empty
     H = W.shape[0]
     ctx.layers.append(ElmanLayer(W=W, U=np.zeros((H, H)) if U is None else U, b=b, activation=kinds.pop()))
     ctx.unrolled_steps = len(steps)

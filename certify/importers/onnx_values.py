@@ -114,7 +114,8 @@ class Sym:
         return int(self.c.shape[0])
 
     def with_(self, **kw: Any) -> Sym:
-        d = {"labels": self.labels, "sizes": self.sizes, "terms": self.terms, "c": self.c, "time": self.time}
+        d: dict[str, Any] = {"labels": self.labels, "sizes": self.sizes, "terms": self.terms, "c": self.c,
+                             "time": self.time}
         d.update(kw)
         return Sym(**d)
 
@@ -166,7 +167,7 @@ def feature_vector(sym: Sym, const: np.ndarray, what: str) -> np.ndarray:
     shaped = const.reshape((1,) * (r - const.ndim) + const.shape)
     fa = sym.faxis
     for ax in range(r):
-        n_ax = shaped.shape[ax]
+        n_ax: int = shaped.shape[ax]
         if ax != fa and n_ax != 1 and sym.labels[ax] != "1" and sym.sizes[ax] in (None, n_ax) \
                 and np.all(shaped == np.take(shaped, [0], axis=ax)):
             # the same value for every batch element / time step (e.g. a zero initial state of batch 2):

@@ -181,7 +181,7 @@ def _torch_rnn(t: dict[str, np.ndarray], side: dict[str, Any], path: str) -> lis
         raise UnsupportedModelError(f"{path}: recurrent weights under several prefixes {sorted(prefixes)}; expected one stack.")
     p = prefixes.pop()
     L = 1 + max(int(m["k"]) for m, _ in hits)
-    layers = []
+    layers: list[Any] = []
     arch = side.get("architecture")
     for k in range(L):
         U = t.get(f"{p}weight_hh_l{k}")
@@ -305,7 +305,7 @@ def load_state_dict(path: str, budget: Budget | None = None,
     if t:
         raise UnsupportedModelError(f"{path}: state dict entries certify does not understand: {sorted(t)}.")
     net = Network(layers=tuple(layers), head=head)
-    fields = {
+    fields: dict[str, Any] = {
         "input_names": tuple(side.get("input_names", ())),
         "output_names": tuple(side.get("output_names", ())),
         "input_range": input_range_from(side.get("input_range"), f"{sidecar_path(path)}"),

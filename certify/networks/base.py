@@ -10,7 +10,7 @@ SNOF conversions and the torch modules are tested against.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -62,7 +62,7 @@ def relu(v: np.ndarray) -> np.ndarray:
     return np.maximum(v, 0.0)
 
 
-ACTIVATIONS = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": relu}
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"tanh": np.tanh, "sigmoid": sigmoid, "relu": relu}
 
 
 def check_activation(owner: str, name: str) -> str:

@@ -77,7 +77,7 @@ def search_line(assumptions: Any) -> str | None:
     ...              "truncated": False, "unproved_candidates": []}})
     'counterexample search (seed 0): 32 constant inputs, 220477 evaluations, no proved witness'
     """
-    f = (assumptions or {}).get("falsification")
+    f: Any = (assumptions or {}).get("falsification")
     if not isinstance(f, dict) and not hasattr(f, "get"):
         return None
     if f.get("error"):

@@ -318,7 +318,7 @@ class Report:
         """
         try:
             err = data.get("error")
-            kw = {"created": str(data["created"]), "tool_version": str((data.get("tool") or {}).get("version", ""))}
+            kw: dict[str, Any] = {"created": str(data["created"]), "tool_version": str((data.get("tool") or {}).get("version", ""))}
             if err:
                 return cls.from_error(Verdict(err["kind"]), str(err["message"]), model=data.get("model") or {},
                                       error_type=str(err.get("type") or ""), method=data.get("method", "auto"),

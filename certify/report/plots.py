@@ -71,17 +71,18 @@ def margin_chart(checks: Sequence[CheckResult]) -> str | None:
     rows = [c for c in checks if isinstance(c.margin, (int, float)) and abs(float(c.margin)) != float("inf")]
     if not rows:
         return None
+    margins = [float(c.margin) for c in rows if c.margin is not None]  # every row has one
     fig, ax = _figure(7.0, 0.45 * len(rows) + 1.2)
     labels = [c.name if c.scope == "model" else f"{c.name} [{c.scope}]" for c in rows]
-    ax.barh(range(len(rows)), [float(c.margin) for c in rows], color=[_STATUS_COLOR[c.status] for c in rows])
+    ax.barh(range(len(rows)), margins, color=[_STATUS_COLOR[c.status] for c in rows])
     ax.set_yticks(range(len(rows)), labels)
     ax.invert_yaxis()
     ax.axvline(0.0, color="black", linewidth=0.8)
-    mags = [abs(float(c.margin)) for c in rows if float(c.margin) != 0.0]
+    mags = [abs(m) for m in margins if m != 0.0]
     if mags and max(mags) / min(mags) > 100:  # residuals of 0.85 and 4e3 side by side: symmetric-log axis
         ax.set_xscale("symlog", linthresh=min(mags))
-    for i, c in enumerate(rows):
-        ax.annotate(fmt_margin(float(c.margin)), (max(float(c.margin), 0.0), i), xytext=(3, 0),
+    for i, m in enumerate(margins):
+        ax.annotate(fmt_margin(m), (max(m, 0.0), i), xytext=(3, 0),
                     textcoords="offset points", va="center", ha="left", fontsize="small")
     ax.set_xlabel("margin / residual (negative = criterion satisfied; symmetric-log scale when they span decades)")
     ax.set_title("Margins per check")
@@ -201,6 +202,7 @@ def loop_simulation_chart(sim: Mapping[str, Any] | None) -> str | None:
     runs = None if not sim else sim.get("runs")
     if not runs or not runs.get("estimate"):
         return None
+    assert sim is not None  # runs came from it
     t = [float(v) for v in sim.get("t") or []]
     fig, _ = _figure(7.0, 4.6)
     fig.clf()

@@ -174,7 +174,7 @@ def proof_line(cex: Any) -> str | None:
     >>> print(proof_line(cex))
     interval Krawczyk test in 106-bit ball arithmetic, constant input u = [0], 2 boxes of radius ≤ 1e-13 (contraction ≤ 3e-14); re-check it with `certify verify REPORT.json MODEL`
     """
-    proof = (getattr(cex, "data", None) or {}).get("proof")
+    proof: Any = (getattr(cex, "data", None) or {}).get("proof")
     if not isinstance(proof, dict) and not hasattr(proof, "get"):
         return None
     boxes = list(proof.get("boxes") or [])
