@@ -5,8 +5,10 @@ Run:  OPENBLAS_NUM_THREADS=1 python benchmarks/falsify.py [--seeds 10]
 Networks (random weights, fixed seeds, scaled so that they have several equilibria or orbits): GRU
 3×64, LSTM 2×64, Elman 128, plus the boiler loop with the plain LP-GRNN (no witness exists: the
 search's full cost) and a saturated high-gain PI loop that oscillates.  For each: the verdict of the
-search with seed 0, its total time, the time spent in Krawczyk proofs, the re-check time of the stored
-proof (``verify_witness``), and how many of ``--seeds`` seeds give a proved witness.
+search with seed 0, its total wall time and CPU time (``time.process_time``: less sensitive to other work
+on the machine; with ``OPENBLAS_NUM_THREADS=1`` the two agree on an idle machine), the time spent in
+Krawczyk proofs, the re-check time of the stored proof (``verify_witness``), how many of ``--seeds``
+seeds give a proved witness, and the CPU time of those seeded searches together.
 """
 
 from __future__ import annotations
@@ -90,38 +92,41 @@ def main() -> None:
             ("Elman 128 (self-excited)", elman(128, 2.5, 3)),
             ("GRU 3x64 (random, contracting)", gru_stack(3, 64, 0.0, 4))]
     for name, net in nets:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = search(net, seed=0)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
         cex = out.counterexample
         recheck = float("nan")
         if cex is not None and "proof" in cex.data:
             t1 = time.perf_counter()
             assert verify_witness(net, cex.data["proof"]).proved
             recheck = time.perf_counter() - t1
+        c1 = time.process_time()
         hits = sum(search(net, seed=s).counterexample is not None for s in range(args.seeds))
-        rows.append((name, net.n_states, None if cex is None else cex.kind, total, out.proof_seconds, recheck,
-                     out.evaluations, f"{hits}/{args.seeds}"))
+        rows.append((name, net.n_states, None if cex is None else cex.kind, total, cpu, out.proof_seconds, recheck,
+                     out.evaluations, f"{hits}/{args.seeds}", time.process_time() - c1))
     from certify.loop.refute import refute_loop
     from certify.witness.systems import SNOFSystem
 
     for name, cl, spec in loops():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = refute_loop(cl, spec)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
         cex = out.counterexample
         recheck = float("nan")
         if cex is not None:
             t1 = time.perf_counter()
             assert verify_witness(SNOFSystem(cl.form), cex.data["proof"]).proved
             recheck = time.perf_counter() - t1
+        c1 = time.process_time()
         hits = sum(refute_loop(cl, spec, seed=s).counterexample is not None for s in range(args.seeds))
-        rows.append((name, cl.form.n, None if cex is None else cex.kind, total, out.proof_seconds, recheck,
-                     out.evaluations, f"{hits}/{args.seeds}"))
-    print(f"{'system':32} {'states':>6} {'witness (seed 0)':20} {'search+proof s':>14} {'proof s':>8} "
-          f"{'re-check s':>10} {'evaluations':>11} {'seeds with witness':>18}")
-    for name, n, kind, total, proof, rc, ev, hits in rows:
-        print(f"{name:32} {n:6d} {str(kind):20} {total:14.2f} {proof:8.3f} {rc:10.3f} {ev:11d} {hits:>18}")
+        rows.append((name, cl.form.n, None if cex is None else cex.kind, total, cpu, out.proof_seconds, recheck,
+                     out.evaluations, f"{hits}/{args.seeds}", time.process_time() - c1))
+    print(f"{'system':32} {'states':>6} {'witness (seed 0)':20} {'search+proof s':>14} {'cpu s':>7} {'proof s':>8} "
+          f"{'re-check s':>10} {'evaluations':>11} {'seeds with witness':>18} {'seeds cpu s':>11}")
+    for name, n, kind, total, cpu, proof, rc, ev, hits, seeds_cpu in rows:
+        print(f"{name:32} {n:6d} {str(kind):20} {total:14.2f} {cpu:7.2f} {proof:8.3f} {rc:10.3f} {ev:11d} {hits:>18} "
+              f"{seeds_cpu:11.2f}")
     print(f"(one-off warm-up before the table: {warmup:.2f} s, mostly importing python-flint)")
 
 

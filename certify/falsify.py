@@ -45,15 +45,16 @@ import numpy as np
 
 from certify.deadline import Deadline
 from certify.errors import InvalidInputError
-from certify.networks import InputRange, Network
+from certify.networks import GRULayer, InputRange, Network
 from certify.networks.kinds import kind_of
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
-from certify.witness.dual import Dual, FloatOps
+from certify.witness.dual import Dual, FloatOps, _sigmoid_pair
 from certify.witness.systems import NetworkSystem, as_system
 
 GROWTH = 1e6  # divergence: ‖x_T‖∞ ≥ GROWTH · max(1, ‖x_0‖∞)
 ROOT_TOL = 1e-11  # ‖G(x)‖∞ (relative to max(1, ‖x‖∞)) for a Newton root to be tried in a proof
 DISTINCT = 1e-7  # roots closer than this (relative) are the same candidate
+_BATCH_WORK = 16384  # starts × states² per batched step call (see _Search.chunk): 32 inputs for 4 states
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,71 @@ def _f(net: Any, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         return system.step(x, u)
 
 
+class _RowStep:
+    """The float64 step of a system with one constant input per leading index.
+
+    ``X`` has shape ``(c, s, n)`` and ``U`` shape ``(c, 1, m)``: ``c`` inputs, ``s`` states each, in one
+    call.  For a network it calls each layer's own ``step`` (the semantics of
+    :meth:`~certify.networks.Network.step`, without its per-call checks and head); other systems get one
+    call per input unless they take no input.  Overflow is the caller's business (``np.errstate``).
+    """
+
+    def __init__(self, system: Any):
+        self.system = system
+        net = system.net if isinstance(system, NetworkSystem) else None
+        self.layers = None if net is None else list(zip(net.layers, net.state_slices()))
+
+    def bind(self, U: np.ndarray) -> Any:
+        """``X ↦ f(X, U)`` for repeated steps at the same inputs (a first GRU layer's input terms computed
+        once, see :func:`_gru_float_step`)."""
+        layers = self.layers or []
+        first = layers[0][0] if layers else None
+        if not isinstance(first, GRULayer):
+            return lambda X: self(X, U)
+        pre = _gru_input_terms(first, U)
+        if len(layers) == 1:
+            return lambda X: _gru_float_step(first, X, pre)
+        return lambda X: self(X, U, pre)
+
+    def __call__(self, X: np.ndarray, U: np.ndarray, pre: Any = None) -> np.ndarray:
+        if self.layers is None:
+            if self.system.n_inputs == 0:
+                return np.asarray(self.system.step(X, U[0, 0]))
+            return np.stack([self.system.step(X[j], U[j, 0]) for j in range(X.shape[0])])
+        sig = np.broadcast_to(U, X.shape[:-1] + U.shape[-1:])
+        if len(self.layers) == 1:
+            return self.layers[0][0].step(X, sig)[0]
+        parts = []
+        for i, (layer, sl) in enumerate(self.layers):
+            if isinstance(layer, GRULayer):
+                xn = sig = _gru_float_step(layer, X[..., sl], pre if i == 0 and pre is not None
+                                           else _gru_input_terms(layer, sig))
+            else:
+                xn, sig = layer.step(X[..., sl], sig)
+            parts.append(xn)
+        return np.concatenate(parts, axis=-1)
+
+
+def _gru_input_terms(layer: GRULayer, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The input's products ``u W_z^T``, ``u W_r^T`` and ``u W_n^T`` (``+ b_in`` after the reset) of a GRU layer."""
+    un = u @ layer.W_n.T
+    return u @ layer.W_z.T, u @ layer.W_r.T, un + layer.b_in if layer.reset_after else un
+
+
+def _gru_float_step(layer: GRULayer, x: np.ndarray, pre: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """:meth:`GRULayer.step <certify.networks.GRULayer.step>` with the input terms ``pre`` given: the same
+    float64 operations in the same order (the logistic function as :func:`certify.witness.dual._sigmoid_pair`,
+    equal to :func:`certify.networks.base.sigmoid` bit for bit), without re-multiplying a constant input."""
+    uz, ur, un = pre
+    z = _sigmoid_pair(uz + x @ layer.U_z.T + layer.b_z)[0]
+    r = _sigmoid_pair(ur + x @ layer.U_r.T + layer.b_r)[0]
+    if layer.reset_after:
+        n = np.tanh(un + r * (x @ layer.U_n.T + layer.b_hn))
+    else:
+        n = np.tanh(un + (r * x) @ layer.U_n.T + layer.b_in + layer.b_hn)
+    return z * x + (1.0 - z) * n
+
+
 def _can_grow(net: Network) -> bool:
     """Whether some layer's states can grow without bound (the layer-kind registry's ``can_grow``)."""
     return any(kind_of(layer).can_grow(layer) for layer in net.layers)
@@ -233,10 +299,7 @@ def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "res
         if step_idx.size == 0:
             break
         J, F = G.tan[~done], G.val[~done]
-        try:
-            dx = np.linalg.solve(J, -F[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            dx = np.stack([np.linalg.lstsq(j, -f, rcond=None)[0] for j, f in zip(J, F)])
+        dx = _solve_rows(J, -F)
         lim = np.maximum(1.0, np.abs(X[step_idx]).max(axis=1))  # at most one state-scale per step
         big = np.abs(dx).max(axis=1)
         dx *= np.minimum(1.0, lim / np.where(big > 0, big, 1.0))[:, None]
@@ -258,13 +321,32 @@ def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "res
     return X, np.where(np.isfinite(res), res, np.inf), evals + X.shape[0] * p
 
 
+def _solve_rows(J: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """``J[i]⁻¹ F[i]`` per row; least squares for the rows whose matrix is singular (each row on its own,
+    so a row's Newton step does not depend on the other rows of the batch)."""
+    try:
+        return np.linalg.solve(J, F[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.empty_like(F)
+        for i in range(J.shape[0]):
+            try:
+                out[i] = np.linalg.solve(J[i], F[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.linalg.lstsq(J[i], F[i], rcond=None)[0]
+        return out
+
+
 def _distinct(points: Sequence[np.ndarray], tol: float) -> list[np.ndarray]:
-    out: list[np.ndarray] = []
-    for x in points:
-        s = max(1.0, float(np.abs(x).max()))
-        if all(float(np.abs(x - y).max()) > tol * s for y in out):
-            out.append(x)
-    return out
+    """The points in order, each kept unless it lies within ``tol · max(1, ‖x‖∞)`` of a point kept before."""
+    if len(points) < 2:
+        return list(points)
+    P = np.asarray(points)
+    scale = np.maximum(1.0, np.abs(P).max(axis=1))
+    far = np.abs(P[:, None, :] - P[None, :, :]).max(axis=2) > tol * scale[:, None]  # NaN: not far
+    kept = np.zeros(len(points), dtype=bool)
+    for i in range(len(points)):
+        kept[i] = bool(far[i, kept].all())
+    return [points[i] for i in np.flatnonzero(kept)]
 
 
 def _equilibrium_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
@@ -306,6 +388,126 @@ def _residual_and_jacobian(system: Any, x: np.ndarray, u: np.ndarray) -> tuple[n
     return G.val[0], G.tan[0]
 
 
+def _residual_xt(system: Any, X: np.ndarray, U_a: np.ndarray, dU: np.ndarray,
+                 t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per row ``i``: ``G(x_i, u_i(t_i))``, ``∂G/∂x`` and ``∂G/∂t`` at ``u_i(t) = U_a[i] + t dU[i]``, and the
+    evaluations used per row.
+
+    For a network, one forward-mode evaluation in the variables ``(x, t)`` gives the exact ``∂G/∂t``; other
+    systems get a central difference in ``t`` (three evaluations).
+    """
+    P, n = X.shape
+    U = U_a + t[:, None] * dU
+    if isinstance(system, NetworkSystem):
+        tan = np.zeros((P, n, n + 1))
+        tan[:, :, :n] = np.eye(n)
+        u_tan = np.zeros(dU.shape + (n + 1,))
+        u_tan[:, :, n] = dU
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            G = system.map(_OPS, Dual(X, tan), Dual(U, u_tan), "residual")
+        return G.val, G.tan[:, :, :n], G.tan[:, :, n], 1
+    G = _with_jacobian(system, X, U, "residual")
+    h = 1e-6
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        gp = system.map(_OPS, Dual(X), U_a + (t + h)[:, None] * dU, "residual").val
+        gm = system.map(_OPS, Dual(X), U_a + (t - h)[:, None] * dU, "residual").val
+    return G.val, G.tan, (gp - gm) / (2 * h), 3
+
+
+def _tangents(J: np.ndarray, gt: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Unit null vectors of ``[J | gt]`` per row, oriented along ``prev`` (``t`` increasing without one),
+    and which rows were finite."""
+    A = np.concatenate([J, gt[..., None]], axis=-1)
+    ok = np.all(np.isfinite(A), axis=(1, 2))
+    V = np.zeros((A.shape[0], A.shape[2]))
+    if ok.any():
+        V[ok] = np.linalg.svd(A[ok])[2][:, -1]
+    sign = V[:, -1] if prev is None else np.einsum("ij,ij->i", V, prev)
+    return np.where((sign >= 0)[:, None], V, -V), ok
+
+
+def track_equilibria_batch(system: Any, U_a: np.ndarray, U_b: np.ndarray, X0: np.ndarray, *, steps: int = 150,
+                           bound: np.ndarray | None = None, stop: Any = None
+                           ) -> list[tuple[list[tuple[float, np.ndarray]], list[int], int]]:
+    """:func:`track_equilibria` for several branches at once (row ``i``: from ``X0[i]`` along ``U_a[i] → U_b[i]``).
+
+    Each branch follows exactly the steps it would follow alone (its step size, corrector and stopping
+    rules are its own); the branches only share the numpy calls.  ``stop()``: checked once per step (a
+    deadline); the branches stop where they are when it says so.
+    """
+    P, n = X0.shape
+    dU = U_b - U_a
+    evals = np.zeros(P, dtype=np.int64)
+    x, t = np.array(X0, dtype=np.float64), np.zeros(P)
+    g, J, gt, ev = _residual_xt(system, x, U_a, dU, t)
+    evals += ev
+    v, alive = _tangents(J, gt, None)
+    pts: list[list[tuple[float, np.ndarray]]] = [[(0.0, x[i].copy())] for i in range(P)]
+    folds: list[list[int]] = [[] for _ in range(P)]
+    ds = np.full(P, 0.05)
+    k = np.zeros(P, dtype=np.int64)
+    while True:
+        alive &= (k < steps) & (t >= 0.0) & (t <= 1.0)
+        idx = np.flatnonzero(alive)
+        if idx.size == 0 or (stop is not None and stop()):
+            break
+        k[idx] += 1
+        vi = v[idx]
+        y_pred = np.concatenate([x[idx], t[idx, None]], axis=1) + ds[idx, None] * vi
+        y = y_pred.copy()
+        ok = np.zeros(idx.size, dtype=bool)
+        live = np.ones(idx.size, dtype=bool)  # still correcting
+        Jy = np.zeros((idx.size, n, n))
+        gty = np.zeros((idx.size, n))
+        for _ in range(8):
+            c = np.flatnonzero(live)
+            if c.size == 0:
+                break
+            g, Jc, gtc, ev = _residual_xt(system, y[c, :n], U_a[idx[c]], dU[idx[c]], y[c, n])
+            evals[idx[c]] += ev
+            Jy[c], gty[c] = Jc, gtc
+            F = np.concatenate([g, np.einsum("ij,ij->i", vi[c], y[c] - y_pred[c])[:, None]], axis=1)
+            finite = np.all(np.isfinite(F), axis=1)
+            done = finite & (np.abs(np.where(np.isfinite(F), F, np.inf)).max(axis=1) <= 1e-12)
+            ok[c[done]] = True
+            live[c[~finite | done]] = False
+            s = c[finite & ~done]
+            if s.size == 0:
+                continue
+            M = np.concatenate([np.concatenate([Jy[s], gty[s][..., None]], axis=2), vi[s][:, None, :]], axis=1)
+            Fs = F[finite & ~done]
+            try:
+                y[s] = y[s] - np.linalg.solve(M, Fs[..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                for r, Mr, Fr in zip(s, M, Fs):
+                    try:
+                        y[r] = y[r] - np.linalg.solve(Mr, Fr)
+                    except np.linalg.LinAlgError:
+                        live[r] = False  # this branch's corrector fails at this step
+        failed = idx[~ok]
+        ds[failed] *= 0.5
+        alive[failed[ds[failed] < 1e-6]] = False
+        good = np.flatnonzero(ok)
+        if bound is not None and good.size:
+            out = np.any(np.abs(y[good, :n]) > bound + 1e-9, axis=1)
+            alive[idx[good[out]]] = False
+            good = good[~out]
+        if good.size == 0:
+            continue
+        gi = idx[good]
+        x[gi], t[gi] = y[good, :n], y[good, n]
+        v_new, fin = _tangents(Jy[good], gty[good], v[gi])  # the corrector's last evaluation is at y
+        alive[gi[~fin]] = False
+        gi, v_new = gi[fin], v_new[fin]
+        for r, vn in zip(gi, v_new):
+            if vn[-1] * v[r, -1] < 0:
+                folds[r].append(len(pts[r]))
+            pts[r].append((float(t[r]), x[r].copy()))
+        v[gi] = v_new
+        ds[gi] = np.minimum(0.2, ds[gi] * 1.5)
+    return [(pts[i], folds[i], int(evals[i])) for i in range(P)]
+
+
 def track_equilibria(system: Any, u_a: np.ndarray, u_b: np.ndarray, x0: np.ndarray, *, steps: int = 150,
                      bound: np.ndarray | None = None) -> tuple[list[tuple[float, np.ndarray]], list[int], int]:
     """Pseudo-arclength continuation of an equilibrium branch along ``u(t) = u_a + t (u_b − u_a)``.
@@ -315,70 +517,9 @@ def track_equilibria(system: Any, u_a: np.ndarray, u_b: np.ndarray, x0: np.ndarr
     out.  Returns the points ``(t, x)``, the indices just after each fold, and the evaluations used.
     Past a fold the branch runs back in ``t``: for those ``t`` the network has at least two equilibria.
     """
-    n = x0.size
-    du = u_b - u_a
-    evals = 0
-
-    def H(x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        nonlocal evals
-        g, J = _residual_and_jacobian(system, x, u_a + t * du)
-        h = 1e-6
-        gp = system.map(_OPS, Dual(x[None, :]), u_a + (t + h) * du, "residual").val[0]
-        gm = system.map(_OPS, Dual(x[None, :]), u_a + (t - h) * du, "residual").val[0]
-        evals += 3
-        return g, J, (gp - gm) / (2 * h)
-
-    def tangent(x: np.ndarray, t: float, prev: np.ndarray | None) -> np.ndarray | None:
-        _, J, gt = H(x, t)
-        A = np.hstack([J, gt[:, None]])
-        if not np.all(np.isfinite(A)):
-            return None
-        v = np.linalg.svd(A)[2][-1]
-        if prev is None:
-            return v if v[-1] >= 0 else -v
-        return v if float(v @ prev) >= 0 else -v
-
-    x, t = np.array(x0, dtype=np.float64), 0.0
-    v = tangent(x, t, None)
-    pts: list[tuple[float, np.ndarray]] = [(t, x.copy())]
-    folds: list[int] = []
-    ds = 0.05
-    k = 0
-    while v is not None and k < steps and 0.0 <= t <= 1.0:
-        k += 1
-        y_pred = np.append(x, t) + ds * v
-        y = y_pred.copy()
-        ok = False
-        for _ in range(8):
-            g, J, gt = H(y[:n], float(y[n]))
-            F = np.append(g, v @ (y - y_pred))
-            if not np.all(np.isfinite(F)):
-                break
-            if float(np.abs(F).max()) <= 1e-12:
-                ok = True
-                break
-            M = np.vstack([np.hstack([J, gt[:, None]]), v[None, :]])
-            try:
-                y = y - np.linalg.solve(M, F)
-            except np.linalg.LinAlgError:
-                break
-        if not ok:
-            ds *= 0.5
-            if ds < 1e-6:
-                break
-            continue
-        if bound is not None and np.any(np.abs(y[:n]) > bound + 1e-9):
-            break
-        x, t = y[:n], float(y[n])
-        v_new = tangent(x, t, v)
-        if v_new is None:
-            break
-        if v_new[-1] * v[-1] < 0:
-            folds.append(len(pts))
-        v = v_new
-        pts.append((t, x.copy()))
-        ds = min(0.2, ds * 1.5)
-    return pts, folds, evals
+    return track_equilibria_batch(as_system(system), np.asarray(u_a, dtype=np.float64)[None, :],
+                                  np.asarray(u_b, dtype=np.float64)[None, :], np.asarray(x0)[None, :], steps=steps,
+                                  bound=bound)[0]
 
 
 def _fold_pairs(pts: list[tuple[float, np.ndarray]], folds: list[int]) -> list[tuple[float, np.ndarray, np.ndarray]]:
@@ -411,78 +552,150 @@ class _Search:
         self.truncated = False
         self.inputs_done = 0
         self.bound = space.bound
+        self.row_step = _RowStep(system)
+        # inputs searched together in one batch (the batch only shares numpy calls: every input gets the
+        # same float64 work as alone).  A small network pays numpy's per-call cost once for many inputs;
+        # a large one (where a witness at the first input would make the others' work wasted) one at a time
+        self.chunk = max(1, _BATCH_WORK // max(1, budget.n_starts * system.n_states ** 2))
 
     def stop(self) -> bool:
         if self.deadline.expired():
             self.truncated = True
         return self.truncated
 
+    def draws(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per input: the starts of the plain iteration and the raw Newton starts, drawn from the seeded
+        generator in the order of a search that takes one input at a time."""
+        b, n = self.budget, self.net.n_states
+        c0, scale = self.space.center, self.space.halfwidth
+        corners = min(b.n_starts // 4, 16)
+        out = []
+        for _ in self.inputs:
+            X0 = c0 + (2.0 * self.rng.random((b.n_starts, n)) - 1.0) * scale
+            X0[0] = c0
+            if corners > 1:
+                X0[1:corners] = c0 + 0.95 * np.sign(2.0 * self.rng.random((corners - 1, n)) - 1.0) * scale
+            raw = c0 + (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
+            out.append((X0, raw))
+        return out
+
+    def iterate(self, X0: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``horizon`` steps from the starts ``X0`` (``(c, s, n)``, input ``U[j]`` for ``X0[j]``) and one step
+        more; ``None`` when the deadline stopped it."""
+        X = X0
+        f = self.row_step.bind(U)
+        with np.errstate(over="ignore", invalid="ignore"):  # diverging runs overflow on purpose
+            for k in range(self.budget.horizon):
+                X = f(X)
+                if k % 25 == 24 and self.stop():
+                    return None
+            return X, f(X)
+
     def run(self) -> Counterexample | None:
+        """The inputs in order, ``self.chunk`` at a time: the plain iterations, the Newton runs (in input
+        order: each input's runs start from the roots of the inputs before) and the continuations of a
+        chunk are computed in batches, then the inputs are decided one by one, exactly as one at a time."""
+        previous: list[np.ndarray] = []
+        u_prev: np.ndarray | None = None
+        draws = self.draws()
+        for lo in range(0, len(self.inputs), self.chunk):
+            if self.stop():
+                return None
+            us = self.inputs[lo:lo + self.chunk]
+            batch = self.iterate(np.stack([d[0] for d in draws[lo:lo + len(us)]]), np.stack(us)[:, None, :])
+            if batch is None:
+                return None
+            found = []
+            for j, u in enumerate(us):
+                if self.stop():
+                    return None
+                found.append(self.candidates(u, draws[lo + j], batch[0][j], batch[1][j], previous, u_prev))
+                previous = _distinct(found[-1]["roots"] + previous, DISTINCT)[: 4 * self.budget.max_proofs]
+                u_prev = u
+            tracks = self.continuations(found)
+            if tracks is None:
+                return None
+            for u, cand, track in zip(us, found, tracks):
+                cex = self.decide(u, cand, track)
+                if cex is not None or self.truncated:
+                    return cex
+        return None
+
+    def candidates(self, u: np.ndarray, draw: tuple[np.ndarray, np.ndarray], X: np.ndarray, FX: np.ndarray,
+                   previous: list[np.ndarray], u_prev: np.ndarray | None) -> dict[str, Any]:
+        """The float64 work at one input: attractors of the iterated starts ``X`` (``FX``: their next step),
+        Newton roots from them, from ``previous`` and from the raw starts, and the branch to continue."""
+        b = self.budget
+        X0, raw = draw
+        finite = np.all(np.isfinite(X), axis=1) & (np.abs(X).max(axis=1) < 1e12)
+        Xf = X[finite]
+        step = np.abs(FX[finite] - Xf).max(axis=1) if Xf.shape[0] else np.zeros(0)
+        order = np.argsort(step, kind="stable")
+        attractors = _distinct([Xf[i] for i in order if step[i] <= 1e-3], 1e-4)[: b.max_proofs]
+        evals = self.evals
+        roots = self.equilibria(u, attractors + previous + list(raw))
+        newton_evals, self.evals = self.evals - evals, evals  # counted when the input is decided
+        segment = None
+        if u_prev is not None and previous and b.continuation_steps > 0 and not np.array_equal(u_prev, u):
+            segment = (u_prev, previous[0])
+        return {"u": u, "X0": X0, "X": X, "finite": finite, "Xf": Xf, "step": step, "order": order, "roots": roots,
+                "evals": X0.shape[0] * b.horizon + newton_evals, "segment": segment}
+
+    def continuations(self, found: list[dict[str, Any]]) -> list[Any] | None:
+        """The continuation of each input's segment (``None`` where it has none), all in one batch."""
+        rows = [(i, c["segment"]) for i, c in enumerate(found) if c["segment"] is not None]
+        out: list[Any] = [None] * len(found)
+        if not rows:
+            return out
+        if self.stop():
+            return None
+        U_a = np.stack([seg[0] for _, seg in rows])
+        U_b = np.stack([found[i]["u"] for i, _ in rows])
+        X0 = np.stack([seg[1] for _, seg in rows])
+        finite = np.where(np.isfinite(self.bound), self.bound, np.inf)
+        tracks = track_equilibria_batch(self.net, U_a, U_b, X0, bound=finite, stop=self.stop,
+                                        steps=_scaled(self.budget.continuation_steps, X0.shape[1], 12))
+        if self.truncated:
+            return None
+        for (i, _), tr in zip(rows, tracks):
+            out[i] = tr
+        return out
+
+    def decide(self, u: np.ndarray, cand: dict[str, Any], track: Any) -> Counterexample | None:
+        """Divergence, folds of the continuation, several equilibria, then periodic orbits at one input."""
         from certify.witness.proofs import prove_cycle, prove_equilibria
 
         net, b = self.net, self.budget
-        n = net.n_states
-        c0, scale = self.space.center, self.space.halfwidth
-        grow = self.space.can_grow
-        previous: list[np.ndarray] = []
-        u_prev: np.ndarray | None = None
-        for u in self.inputs:
-            if self.stop():
-                return None
-            X0 = c0 + (2.0 * self.rng.random((b.n_starts, n)) - 1.0) * scale
-            X0[0] = c0
-            corners = min(b.n_starts // 4, 16)
-            if corners > 1:
-                X0[1:corners] = c0 + 0.95 * np.sign(2.0 * self.rng.random((corners - 1, n)) - 1.0) * scale
-            X = X0.copy()
-            for k in range(b.horizon):
-                X = _f(net, X, u)
-                self.evals += X.shape[0]
-                if k % 25 == 24 and self.stop():
-                    return None
-            finite = np.all(np.isfinite(X), axis=1) & (np.abs(X).max(axis=1) < 1e12)
-            if grow:
-                cex = _divergence(getattr(net, "net", net), u, X0, X, finite, b.horizon)
-                if cex is not None:
-                    return cex
-            Xf = X[finite]
-            step = np.abs(_f(net, Xf, u) - Xf).max(axis=1) if Xf.shape[0] else np.zeros(0)
-            order = np.argsort(step, kind="stable")
-            attractors = _distinct([Xf[i] for i in order if step[i] <= 1e-3], 1e-4)[: b.max_proofs]
-            raw = c0 + (2.0 * self.rng.random((_newton_starts(b, n), n)) - 1.0) * scale
-            starts = attractors + previous + list(raw)
-            roots = self.equilibria(u, starts)
-            if u_prev is not None and previous and b.continuation_steps > 0:
-                cex = self.continuation(u_prev, u, previous[0])
-                if cex is not None:
-                    return cex
-            previous = _distinct(roots + previous, DISTINCT)[: 4 * b.max_proofs]
-            u_prev = u
-            if len(roots) >= 2:
-                if self.stop():
-                    return None
-                proof = prove_equilibria(net, u, roots[: b.max_proofs])
-                self.proof_seconds += proof.seconds
-                if proof.proved:
-                    self.inputs_done += 1
-                    return _equilibrium_cex(net, u, proof)
-                self.unproved.append(f"u = {np.round(u, 6).tolist()}: {len(roots)} float64 equilibria, "
-                                     f"not proved ({proof.reason})")
-            cex = self.cycles(u, Xf[order[::-1]][step[order[::-1]] > 1e-6][:3], prove_cycle)
-            self.inputs_done += 1
+        self.evals += cand["evals"]
+        if self.space.can_grow:
+            cex = _divergence(getattr(net, "net", net), u, cand["X0"], cand["X"], cand["finite"], b.horizon)
             if cex is not None:
                 return cex
-        return None
+        if track is not None:
+            cex = self.fold_proofs(cand["segment"][0], u, track)
+            if cex is not None or self.truncated:
+                return cex
+        roots = cand["roots"]
+        if len(roots) >= 2:
+            if self.stop():
+                return None
+            proof = prove_equilibria(net, u, roots[: b.max_proofs])
+            self.proof_seconds += proof.seconds
+            if proof.proved:
+                self.inputs_done += 1
+                return _equilibrium_cex(net, u, proof)
+            self.unproved.append(f"u = {np.round(u, 6).tolist()}: {len(roots)} float64 equilibria, "
+                                 f"not proved ({proof.reason})")
+        Xf, step, order = cand["Xf"], cand["step"], cand["order"]
+        cex = self.cycles(u, Xf[order[::-1]][step[order[::-1]] > 1e-6][:3], prove_cycle)
+        self.inputs_done += 1
+        return cex
 
-    def continuation(self, u_a: np.ndarray, u_b: np.ndarray, x0: np.ndarray) -> Counterexample | None:
-        """Track an equilibrium from ``u_a`` to ``u_b``; past a fold, prove the two branches' equilibria."""
+    def fold_proofs(self, u_a: np.ndarray, u_b: np.ndarray, track: Any) -> Counterexample | None:
+        """Past each fold of the branch tracked from ``u_a`` to ``u_b``: prove the two branches' equilibria."""
         from certify.witness.proofs import prove_equilibria
 
-        if self.stop() or np.array_equal(u_a, u_b):
-            return None
-        finite = np.where(np.isfinite(self.bound), self.bound, np.inf)
-        pts, folds, ev = track_equilibria(self.net, u_a, u_b, x0,
-                                          steps=_scaled(self.budget.continuation_steps, x0.size, 12), bound=finite)
+        pts, folds, ev = track
         self.evals += ev
         for t, x_new, x_old in _fold_pairs(pts, folds)[: self.budget.max_proofs]:
             if self.stop():

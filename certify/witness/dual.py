@@ -109,13 +109,18 @@ def _zeros_like_tan(val: np.ndarray, q: int) -> np.ndarray:
     return np.zeros(val.shape + (q,))
 
 
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    out = np.empty_like(v)
+def _sigmoid_pair(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(σ(v), σ(−v))`` from one ``exp``: ``1/(1 + e)`` and ``e/(1 + e)`` with ``e = exp(−|v|)``, the same
+    float64 operations as evaluating each side apart (``exp(−v)`` for ``v ≥ 0``, ``exp(v)`` below)."""
+    e = np.exp(-np.abs(v))
+    d = 1.0 + e
+    a, b = 1.0 / d, e / d
     pos = v >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-v[pos]))
-    e = np.exp(v[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    return np.where(pos, a, b), np.where(v <= 0, a, b)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return _sigmoid_pair(v)[0]
 
 
 class FloatOps:
@@ -129,16 +134,20 @@ class FloatOps:
         v = a.val
         if name == "tanh":
             y = np.tanh(v)
+            if a.tan is None:
+                return Dual(y, None)
             d = 1.0 - y * y
         elif name == "sigmoid":
-            y = _sigmoid(v)
-            d = y * _sigmoid(-v)
+            y, y_neg = _sigmoid_pair(v)
+            if a.tan is None:
+                return Dual(y, None)
+            d = y * y_neg
         elif name == "relu":
             y = np.maximum(v, 0.0)
             d = (v > 0).astype(np.float64)
         else:  # pragma: no cover - activations are validated by the layers
             raise ValueError(f"unknown activation {name!r}")
-        return Dual(y, _scale(a.tan, d))
+        return Dual(y, None if a.tan is None else a.tan * d[..., None])
 
     def clip(self, a: Dual, low: np.ndarray, high: np.ndarray) -> Dual:
         """Saturation to ``[low, high]`` (per entry; infinite limits allowed)."""

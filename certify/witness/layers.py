@@ -71,15 +71,19 @@ def _nilpotency_index(D: np.ndarray) -> int:
     return D.shape[0] + 1  # pragma: no cover - strictly lower triangular matrices are nilpotent
 
 
-def _gru(layer: GRULayer, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
-    """(a_z, n) of a GRU layer."""
-    a_z = ops.lin(layer.W_z, s) + ops.lin(layer.U_z, x) + ops.const(layer.b_z)
+def _gru_gate(layer: GRULayer, ops: Any, x: Dual, s: Dual) -> Dual:
+    """a_z of a GRU layer (the update gate's pre-activation; the residual does not need it)."""
+    return ops.lin(layer.W_z, s) + ops.lin(layer.U_z, x) + ops.const(layer.b_z)
+
+
+def _gru(layer: GRULayer, ops: Any, x: Dual, s: Dual) -> Dual:
+    """n (the candidate state) of a GRU layer."""
     r = ops.act("sigmoid", ops.lin(layer.W_r, s) + ops.lin(layer.U_r, x) + ops.const(layer.b_r))
     if layer.reset_after:
         a_n = ops.lin(layer.W_n, s) + ops.const(layer.b_in) + r * (ops.lin(layer.U_n, x) + ops.const(layer.b_hn))
     else:
         a_n = ops.lin(layer.W_n, s) + ops.lin(layer.U_n, r * x) + ops.const(layer.b_in) + ops.const(layer.b_hn)
-    return a_z, ops.act("tanh", a_n)
+    return ops.act("tanh", a_n)
 
 
 def _lstm(layer: LSTMLayer, ops: Any, x: Dual, s: Dual) -> tuple[Dual, ...]:
@@ -129,7 +133,7 @@ def _affine(layer: AffineCell, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
 def step(layer: Any, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
     """``(x⁺, out)`` of one layer (see the module docstring)."""
     if isinstance(layer, GRULayer):
-        a_z, n = _gru(layer, ops, x, s)
+        a_z, n = _gru_gate(layer, ops, x, s), _gru(layer, ops, x, s)
         xn = x + ops.act("sigmoid", -a_z) * (n - x)
         return xn, xn
     if isinstance(layer, LSTMLayer):
@@ -153,8 +157,7 @@ def step(layer: Any, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
 def residual(layer: Any, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
     """``(G, out*)``: ``G = 0`` exactly at the layer's equilibria (see the module docstring)."""
     if isinstance(layer, GRULayer):
-        _, n = _gru(layer, ops, x, s)
-        return n - x, x
+        return _gru(layer, ops, x, s) - x, x
     if isinstance(layer, LSTMLayer):
         h, c, i, a_f, g, o = _lstm(layer, ops, x, s)
         G_h = o * ops.act("tanh", c) - h
@@ -169,12 +172,19 @@ def residual(layer: Any, ops: Any, x: Dual, s: Dual) -> tuple[Dual, Dual]:
     return xn - x, y
 
 
-def network_map(net: Any, ops: Any, X: Dual, u: np.ndarray, mode: str) -> Dual:
-    """The whole stack: ``f(X, u)`` (``mode="step"``) or the equilibrium residual (``"residual"``)."""
+def network_map(net: Any, ops: Any, X: Dual, u: Any, mode: str) -> Dual:
+    """The whole stack: ``f(X, u)`` (``mode="step"``) or the equilibrium residual (``"residual"``).
+
+    ``u``: the constant input (float64: one per row of ``X`` allowed), or a :class:`Dual` whose tangent
+    gives derivatives with respect to the input as well.
+    """
     fn = step if mode == "step" else residual
-    s = Dual(ops.const(u), None)
+    s = u if isinstance(u, Dual) else Dual(ops.const(u), None)
+    layers = net.layers
+    if len(layers) == 1:
+        return fn(layers[0], ops, X, s)[0]
     parts = []
-    for layer, sl in zip(net.layers, net.state_slices()):
+    for layer, sl in zip(layers, net.state_slices()):
         xn, s = fn(layer, ops, X.part(sl), s)
         parts.append(xn)
     return Dual.concat(parts)
