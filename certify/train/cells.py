@@ -42,6 +42,21 @@ class AffineCellNet(_StepNet):
     ('tanh',)
     """
 
+    # the MATRICES and their masks, registered by name in __init__
+    A: torch.Tensor
+    B_p: torch.Tensor
+    B_u: torch.Tensor
+    b_x: torch.Tensor
+    C_q: torch.Tensor
+    D_qp: torch.Tensor
+    D_qu: torch.Tensor
+    b_q: torch.Tensor
+    C_y: torch.Tensor
+    D_yp: torch.Tensor
+    D_yu: torch.Tensor
+    b_y: torch.Tensor
+    mask_D_qp: torch.Tensor
+
     def __init__(self, cell: AffineCell, *, keep_zeros: bool = True) -> None:
         super().__init__()
         self.activations = tuple(cell.activations)

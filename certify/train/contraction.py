@@ -19,7 +19,9 @@ These are training signals; ``certify check`` is the judge.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -58,7 +60,7 @@ def layer_lure(module: nn.Module) -> list[LureMatrices]:
     [(3, 3), (3, 3)]
     """
     from certify.train.cells import AffineCellNet
-    from certify.train.modules import SSNN, ElmanNet, LPGRNNNet
+    from certify.train.modules import SSNN, ElmanNet, LPGRNNCell, LPGRNNNet
 
     if isinstance(module, ElmanNet):
         out = []
@@ -71,7 +73,7 @@ def layer_lure(module: nn.Module) -> list[LureMatrices]:
         return out
     if isinstance(module, LPGRNNNet):
         out = []
-        for c in module.layers:
+        for c in cast("Iterable[LPGRNNCell]", module.layers):
             z = torch.sigmoid(c.theta_z)
             n, nr = c.U_h.shape[0], c.U_r.shape[0]
             zr = torch.zeros(n, nr, dtype=z.dtype, device=z.device)

@@ -21,8 +21,9 @@ certificate makes an epoch qualify, and the written model is judged by ``certify
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ def _const(form: Any, ref: torch.Tensor) -> TorchSNOF:
 def _layer_blocks(module: nn.Module) -> list[TorchSNOF]:
     """One block per layer, as :func:`certify.snof.convert.layer_to_snof` builds them."""
     from certify.train.cells import AffineCellNet
-    from certify.train.modules import SSNN, ElmanNet, LPGRNNNet, _Stacked
+    from certify.train.modules import SSNN, ElmanNet, LPGRNNCell, LPGRNNNet, _Stacked
 
     if isinstance(module, ElmanNet):
         out = []
@@ -113,7 +114,7 @@ def _layer_blocks(module: nn.Module) -> list[TorchSNOF]:
         return out
     if isinstance(module, LPGRNNNet):
         out = []
-        for c in module.layers:
+        for c in cast("Iterable[LPGRNNCell]", module.layers):
             n, nr, nu = c.U_h.shape[0], c.U_r.shape[0], c.W_r.shape[1]
             z = torch.sigmoid(c.theta_z)
             Z = torch.diag(z)
@@ -132,9 +133,9 @@ def _layer_blocks(module: nn.Module) -> list[TorchSNOF]:
                        b_q=torch.cat([s.b_f, s.b_g]), C_z=s.C,
                        D_zp=torch.cat([s.W_y.new_zeros(s.n_out, nf), s.W_y], dim=1), D_zw=s.D, b_z=s.b_y)]
     if isinstance(module, AffineCellNet):
-        c = module
-        return [TorchSNOF(A=c.A, B_p=c.B_p, B_w=c.B_u, b_x=c.b_x, C_q=c.C_q, D_qp=c.D_qp, D_qw=c.D_qu, b_q=c.b_q,
-                          C_z=c.C_y, D_zp=c.D_yp, D_zw=c.D_yu, b_z=c.b_y, kinds=tuple(c.activations))]
+        a = module
+        return [TorchSNOF(A=a.A, B_p=a.B_p, B_w=a.B_u, b_x=a.b_x, C_q=a.C_q, D_qp=a.D_qp, D_qw=a.D_qu, b_q=a.b_q,
+                          C_z=a.C_y, D_zp=a.D_yp, D_zw=a.D_yu, b_z=a.b_y, kinds=tuple(a.activations))]
     if isinstance(module, _Stacked):
         from certify.errors import NotApplicableError
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class _Stacked(nn.Module):
     """Base for GRU/LSTM/Elman stacks: ``self.rnn`` (torch RNN or the Cho GRU) and optional ``self.head``."""
 
     kind = ""
+    rnn: nn.Module  # set by each subclass
 
     def __init__(self, n_in: int, hidden: int, num_layers: int, n_out: int | None, bias: bool) -> None:
         super().__init__()
@@ -190,6 +192,10 @@ class LPGRNNCell(nn.Module):
 class _StepNet(nn.Module):
     """Sequence forward by repeated ``step``."""
 
+    # set by each subclass (annotations only: ``hasattr(module, "step")`` tells step modules apart)
+    n_state: int
+    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         x = torch.zeros(u.shape[0], self.n_state, dtype=u.dtype, device=u.device)
         ys = []
@@ -232,6 +238,11 @@ class SSNN(_StepNet):
     >>> to_canonical(SSNN(2, 3, 1, 5, 4, linear=False)).layers[0].linear
     False
     """
+
+    A: torch.Tensor  # A, B, C, D: parameters (linear) or zero buffers, registered by name
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor
 
     def __init__(self, n_in: int, n_state: int, n_out: int, neurons_state: int, neurons_output: int, *,
                  activation: str = "tanh", linear: bool = True) -> None:
@@ -284,9 +295,10 @@ def to_canonical(module: nn.Module) -> Network:
     False
     """
     head = None
-    if getattr(module, "head", None) is not None:
-        D = None if getattr(module, "bypass", None) is None else _np(module.bypass.weight)
-        head = LinearHead(W=_np(module.head.weight), b=_np(module.head.bias), D=D)
+    m_head, m_bypass = getattr(module, "head", None), getattr(module, "bypass", None)
+    if m_head is not None:
+        D = None if m_bypass is None else _np(m_bypass.weight)
+        head = LinearHead(W=_np(m_head.weight), b=_np(m_head.bias), D=D)
     if isinstance(module, _Stacked):
         G = {"gru": 3, "lstm": 4, "rnn": 1}[module.kind]
         layers = tuple(
@@ -298,7 +310,7 @@ def to_canonical(module: nn.Module) -> Network:
     if isinstance(module, LPGRNNNet):
         layers = tuple(LPGRNNLayer(W_r=_np(c.W_r), U_r=_np(c.U_r), b_r=_np(c.b_r), W_h=_np(c.W_h), U_h=_np(c.U_h),
                                    V_h=_np(c.V_h), b_h=_np(c.b_h), z=1.0 / (1.0 + np.exp(-_np(c.theta_z))))
-                       for c in module.layers)
+                       for c in cast("Iterable[LPGRNNCell]", module.layers))
         return Network(layers=layers, head=head)
     from certify.train.cells import AffineCellNet
 
@@ -344,7 +356,7 @@ def from_canonical(net: Network) -> nn.Module:
             ras = {layer.reset_after for layer in net.layers}
             if len(ras) != 1:
                 raise UnsupportedModelError("from_canonical: GRU layers mix reset conventions.")
-            mod: _Stacked = GRUNet(L0.n_in, H, len(net.layers), n_out, reset_after=ras.pop())
+            mod: Any = GRUNet(L0.n_in, H, len(net.layers), n_out, reset_after=ras.pop())  # or the others below
         elif kind == "lstm":
             mod = LSTMNet(L0.n_in, H, len(net.layers), n_out)
         else:
@@ -399,7 +411,7 @@ def from_canonical(net: Network) -> nn.Module:
 class _StepWrapper(nn.Module):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
-        self.module = module
+        self.module: Any = module  # a module with step(x, u)
 
     def forward(self, u: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.module.step(x, u)
@@ -472,7 +484,7 @@ def export_step_onnx(module: nn.Module, path: str, *, dynamo: bool = False,
     """
     if not hasattr(module, "step"):
         raise UnsupportedModelError(f"export_step_onnx: {type(module).__name__} has no step().")
-    args = (torch.zeros(1, module.n_in), torch.zeros(1, module.n_state))
+    args = (torch.zeros(1, cast(Any, module).n_in), torch.zeros(1, cast(Any, module).n_state))
     _export(_StepWrapper(module), args, path, (["u", "x"], ["x_next", "y"]), dynamo)
     _add_metadata(os.fspath(path), metadata)
     return os.fspath(path)
@@ -493,4 +505,4 @@ def save_state_dict(module: nn.Module, path: str, **sidecar: Any) -> tuple[str, 
     from certify.importers.sidecar import write_sidecar
 
     torch.save(module.state_dict(), os.fspath(path))
-    return os.fspath(path), write_sidecar(os.fspath(path), {**module.sidecar(), **sidecar})
+    return os.fspath(path), write_sidecar(os.fspath(path), {**cast(Any, module).sidecar(), **sidecar})

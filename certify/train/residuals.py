@@ -18,6 +18,7 @@ The checker is the judge; these are only the training signal (tests compare them
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,7 +55,7 @@ def _ninf(A: torch.Tensor) -> torch.Tensor:
     return A.abs().sum(dim=1).max()
 
 
-def _params(rnn: nn.Module, k: int, G: int) -> tuple[torch.Tensor, ...]:
+def _params(rnn: nn.Module, k: int, G: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     W, U = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
     if getattr(rnn, "bias", True):
         bi, bh = getattr(rnn, f"bias_ih_l{k}"), getattr(rnn, f"bias_hh_l{k}")
@@ -133,17 +134,18 @@ def gated_residuals(module: nn.Module, u_bar: torch.Tensor | None = None, *, nor
     kind = getattr(module, "kind", "")
     if kind not in ("gru", "lstm"):
         raise TypeError(f"gated_residuals: expected a GRUNet or LSTMNet, got {type(module).__name__}.")
-    rnn = module.rnn
+    stack: Any = module  # a GRUNet or LSTMNet (by its kind)
+    rnn = stack.rnn
     p0 = rnn.weight_ih_l0
-    ub = torch.ones(module.n_in, dtype=p0.dtype, device=p0.device) if u_bar is None else \
+    ub = torch.ones(stack.n_in, dtype=p0.dtype, device=p0.device) if u_bar is None else \
         torch.as_tensor(u_bar, dtype=p0.dtype, device=p0.device)
     iss, diss = [], []
-    for k in range(module.num_layers):
+    for k in range(stack.num_layers):
         if kind == "gru":
             a, b = _gru(*_params(rnn, k, 3), ub, getattr(module, "reset_after", True))
         else:
-            a, b = _lstm(*_params(rnn, k, 4), ub, module.hidden <= 256 if norm2 is None else norm2)
+            a, b = _lstm(*_params(rnn, k, 4), ub, stack.hidden <= 256 if norm2 is None else norm2)
         iss.append(a)
         diss.append(b)
-        ub = torch.ones(module.hidden, dtype=p0.dtype, device=p0.device)  # layers ≥ 1: bound 1
+        ub = torch.ones(stack.hidden, dtype=p0.dtype, device=p0.device)  # layers ≥ 1: bound 1
     return Residuals(tuple(iss), tuple(diss))

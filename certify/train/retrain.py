@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
             f"Schwung 2025, Prop. IV.2). Distil the model first: certify retrain {args.model} --data {args.data} "
             f"-o STUDENT --into lpgrnn (or --into grssnn), then certify retrain STUDENT/model.onnx --data "
             f"{args.data} -o OUT {where}.")
-    module = from_canonical(net)
+    module: Any = from_canonical(net)  # a module of certify.train.modules (n_in, sidecar, …)
     info = net.info
     p = net.n_outputs
     data = load_data(args.data, module.n_in, p)
@@ -503,6 +503,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     else:  # no epoch qualified: still write the (uncertified) last weights and check them
         _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
         report = check(onnx_path, method=method, solver=args.solver, search=False, **loop_kw)
+    assert report is not None  # checked with the exported weights, or just above
     state_dict = None
     if hasattr(module, "sidecar") and getattr(module, "bypass", None) is None:  # cells, bypass heads: ONNX only
         pt_path = os.path.join(args.output, "model.pt")
