@@ -54,7 +54,7 @@ from certify.witness.systems import NetworkSystem, as_system
 GROWTH = 1e6  # divergence: ‖x_T‖∞ ≥ GROWTH · max(1, ‖x_0‖∞)
 ROOT_TOL = 1e-11  # ‖G(x)‖∞ (relative to max(1, ‖x‖∞)) for a Newton root to be tried in a proof
 DISTINCT = 1e-7  # roots closer than this (relative) are the same candidate
-_BATCH_WORK = 16384  # starts × states² per batched step call (see _Search.chunk): 32 inputs for 4 states
+_BATCH_WORK = 1 << 17  # inputs × starts × states² per batched step call (see _Search.chunk)
 
 
 @dataclass(frozen=True)
@@ -283,32 +283,37 @@ def _newton(net: Any, X: np.ndarray, u: np.ndarray, iters: int, mode: str = "res
     res = np.full(X.shape[0], np.inf)
     active = np.ones(X.shape[0], dtype=bool)
     evals = 0
-    for it in range(iters):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        G = _with_jacobian(net, X[idx], u, mode, p)
-        evals += idx.size * p
-        scale = np.maximum(1.0, np.abs(X[idx]).max(axis=1))
-        r = np.abs(G.val).max(axis=1)
-        res[idx] = r
-        ok = np.isfinite(r) & np.all(np.isfinite(G.tan), axis=(1, 2))
-        done = ~ok | (r <= 1e-15 * scale)
-        active[idx[done]] = False
-        step_idx = idx[~done]
-        if step_idx.size == 0:
-            break
-        J, F = G.tan[~done], G.val[~done]
-        dx = _solve_rows(J, -F)
-        lim = np.maximum(1.0, np.abs(X[step_idx]).max(axis=1))  # at most one state-scale per step
-        big = np.abs(dx).max(axis=1)
-        dx *= np.minimum(1.0, lim / np.where(big > 0, big, 1.0))[:, None]
-        X[step_idx] += dx
-        small = np.abs(dx).max(axis=1) <= 1e-15 * lim
-        active[step_idx[small | ~np.all(np.isfinite(X[step_idx]), axis=1)]] = False
-        if it in (9, 19):  # runs still far from a root after 10 / 20 steps are wandering: stop them
-            far = res[idx] > (1e-2 if it == 9 else 1e-6) * scale
-            active[idx[far & ~done]] = False
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for it in range(iters):
+            idx = np.flatnonzero(active)
+            if idx.size == 0:
+                break
+            Xi = X[idx]
+            G = _with_jacobian(net, Xi, u, mode, p)
+            evals += idx.size * p
+            scale = np.maximum(1.0, np.abs(Xi).max(axis=1))  # at most one state-scale per step
+            r = np.abs(G.val).max(axis=1)
+            res[idx] = r
+            ok = np.isfinite(r) & np.all(np.isfinite(G.tan), axis=(1, 2))
+            done = ~ok | (r <= 1e-15 * scale)
+            if done.any():
+                active[idx[done]] = False
+                step_idx, J, F, lim = idx[~done], G.tan[~done], G.val[~done], scale[~done]
+                if step_idx.size == 0:
+                    break
+                Xs = Xi[~done]
+            else:
+                step_idx, J, F, lim, Xs = idx, G.tan, G.val, scale, Xi
+            dx = _solve_rows(J, -F)
+            big = np.abs(dx).max(axis=1)
+            dx *= np.minimum(1.0, lim / np.where(big > 0, big, 1.0))[:, None]
+            Xs = Xs + dx
+            X[step_idx] = Xs
+            small = np.abs(dx).max(axis=1) <= 1e-15 * lim
+            active[step_idx[small | ~np.all(np.isfinite(Xs), axis=1)]] = False
+            if it in (9, 19):  # runs still far from a root after 10 / 20 steps are wandering: stop them
+                far = res[idx] > (1e-2 if it == 9 else 1e-6) * scale
+                active[idx[far & ~done]] = False
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == "residual":
             final = net.map(_OPS, Dual(X), u, "residual").val
@@ -615,8 +620,9 @@ class _Search:
             tracks = self.continuations(found)
             if tracks is None:
                 return None
-            for u, cand, track in zip(us, found, tracks):
-                cex = self.decide(u, cand, track)
+            orbits = self.orbits(found)
+            for u, cand, track, orbit in zip(us, found, tracks, orbits):
+                cex = self.decide(u, cand, track, orbit)
                 if cex is not None or self.truncated:
                     return cex
         return None
@@ -638,8 +644,9 @@ class _Search:
         segment = None
         if u_prev is not None and previous and b.continuation_steps > 0 and not np.array_equal(u_prev, u):
             segment = (u_prev, previous[0])
-        return {"u": u, "X0": X0, "X": X, "finite": finite, "Xf": Xf, "step": step, "order": order, "roots": roots,
-                "evals": X0.shape[0] * b.horizon + newton_evals, "segment": segment}
+        return {"u": u, "X0": X0, "X": X, "finite": finite, "roots": roots, "segment": segment,
+                "evals": X0.shape[0] * b.horizon + newton_evals,
+                "unsettled": Xf[order[::-1]][step[order[::-1]] > 1e-6][:3]}  # slowest first: orbit candidates
 
     def continuations(self, found: list[dict[str, Any]]) -> list[Any] | None:
         """The continuation of each input's segment (``None`` where it has none), all in one batch."""
@@ -661,7 +668,7 @@ class _Search:
             out[i] = tr
         return out
 
-    def decide(self, u: np.ndarray, cand: dict[str, Any], track: Any) -> Counterexample | None:
+    def decide(self, u: np.ndarray, cand: dict[str, Any], track: Any, orbits: np.ndarray) -> Counterexample | None:
         """Divergence, folds of the continuation, several equilibria, then periodic orbits at one input."""
         from certify.witness.proofs import prove_cycle, prove_equilibria
 
@@ -686,8 +693,7 @@ class _Search:
                 return _equilibrium_cex(net, u, proof)
             self.unproved.append(f"u = {np.round(u, 6).tolist()}: {len(roots)} float64 equilibria, "
                                  f"not proved ({proof.reason})")
-        Xf, step, order = cand["Xf"], cand["step"], cand["order"]
-        cex = self.cycles(u, Xf[order[::-1]][step[order[::-1]] > 1e-6][:3], prove_cycle)
+        cex = self.cycles(u, orbits, prove_cycle)
         self.inputs_done += 1
         return cex
 
@@ -724,16 +730,36 @@ class _Search:
         good = (res <= ROOT_TOL * scale) & inside
         return _distinct([X[i] for i in np.flatnonzero(good)], DISTINCT)
 
-    def cycles(self, u: np.ndarray, rows: np.ndarray, prove_cycle: Any) -> Counterexample | None:
+    def orbits(self, found: list[dict[str, Any]]) -> list[np.ndarray]:
+        """Per input: ``2 · max_period`` steps from each of its unsettled rows (``(2P + 1, rows, n)``), all
+        inputs' rows in one batch."""
+        P, n = self.budget.max_period, self.net.n_states
+        rows = [c["unsettled"] for c in found]
+        out = [np.zeros((2 * P + 1, 0, n)) for _ in found]
+        if not any(len(r) for r in rows):
+            return out
+        X = np.concatenate([r for r in rows if len(r)])[:, None, :]
+        U = np.concatenate([np.repeat(c["u"][None, None, :], len(r), axis=0) for c, r in zip(found, rows) if len(r)])
+        f = self.row_step.bind(U)
+        traj = [X]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(2 * P):
+                traj.append(f(traj[-1]))
+        T = np.stack(traj)[:, :, 0, :]
+        at = 0
+        for i, r in enumerate(rows):
+            out[i] = T[:, at:at + len(r)]
+            at += len(r)
+        return out
+
+    def cycles(self, u: np.ndarray, trajectories: np.ndarray, prove_cycle: Any) -> Counterexample | None:
+        """Periodic orbits among the trajectories ``trajectories[:, i]`` (see :meth:`orbits`)."""
         P = self.budget.max_period
-        for x in rows:
+        for i in range(trajectories.shape[1]):
             if self.stop():
                 return None
-            traj = [x]
-            for _ in range(2 * P):
-                traj.append(_f(self.net, traj[-1], u))
             self.evals += 2 * P
-            T = np.array(traj)
+            T = trajectories[:, i]
             if not np.all(np.isfinite(T)):
                 continue
             scale = max(1.0, float(np.abs(T).max()))

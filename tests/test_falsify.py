@@ -274,7 +274,7 @@ def _root(system, u):
     return _newton(system, x[None, :], u, 30)[0][0]
 
 
-@pytest.mark.parametrize("case", ["fold", "stable_gru", "stacked_gru", "cycle", "zoo_gru"])
+@pytest.mark.parametrize("case", ["fold", "stable_gru", "stacked_gru", "cycle", "zoo_gru", "zoo_gru_2x6"])
 def test_batched_search_matches_one_input_at_a_time(case, monkeypatch):
     import certify.falsify as fz
     from certify.falsify import search
@@ -290,6 +290,7 @@ def test_batched_search_matches_one_input_at_a_time(case, monkeypatch):
             GRULayer(z((1, 1)), z((1, 1)), z((1, 1)), z((1, 1)), A1(4.0), A1(0.2), z(1), z(1), V1(-1.5), V1(3.0)))),
         "cycle": lambda: elman(-2.0),
         "zoo_gru": lambda: load_model(str(ZOO_GRU)),
+        "zoo_gru_2x6": lambda: load_model(str(ZOO_GRU.with_name("quadtank_gru_plain.onnx"))),  # slow runs: orbits
     }
     net = nets[case]()
     batched = search(net, seed=1)
@@ -308,6 +309,26 @@ def test_batched_search_matches_one_input_at_a_time(case, monkeypatch):
                 assert np.abs(np.array(a.data[key]) - np.array(b.data[key])).max() <= 1e-9
     if case == "fold":
         assert a is not None and a.kind == "multiple_equilibria" and -0.2 < a.data["u"][0] < 0.0
-    if case in ("stable_gru", "zoo_gru"):
+    if case in ("stable_gru", "zoo_gru", "zoo_gru_2x6"):
         assert a is None and batched.inputs_searched == 32
 
+
+
+def test_orbit_batch_matches_step_by_step():
+    import certify.falsify as fz
+    from certify.witness.systems import NetworkSystem
+
+    net = Network(layers=(_small_gru(3, 2, 11, gain=3.0), _small_gru(2, 3, 12, gain=3.0)))
+    rng = np.random.default_rng(4)
+    us = [rng.uniform(-1, 1, 2) for _ in range(3)]
+    s = fz._Search(NetworkSystem(net), us, fz.SearchSpace.for_network(net), 0, fz.SearchBudget(max_period=5),
+                   fz.Deadline())
+    found = [{"u": u, "unsettled": rng.normal(size=(k, 5))} for u, k in zip(us, (2, 0, 3))]
+    out = s.orbits(found)
+    assert [o.shape for o in out] == [(11, 2, 5), (11, 0, 5), (11, 3, 5)]
+    for u, c, T in zip(us, found, out):
+        for i, x in enumerate(c["unsettled"]):
+            ref = [x]
+            for _ in range(10):
+                ref.append(net.step(ref[-1], u)[0])
+            assert np.abs(T[:, i] - np.array(ref)).max() <= 1e-13
