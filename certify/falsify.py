@@ -28,6 +28,11 @@ stops the search, the outcome says so (``truncated``).  Where it searches:
   the equilibria found for the previous input (continuation in the constant input);
 * periodic orbits among the trajectories that do not settle, refined by Newton on ``f^p(x) − x``.
 
+The inputs are searched a batch at a time (a batch's size depends on the model alone): the plain
+iterations, the continuations and the orbit runs of a batch share numpy calls, the Newton runs go input by
+input (each starts from the roots found before), and the inputs are then decided in order, so the outcome
+is that of a search taking one input at a time.
+
 A float64 candidate that the interval test cannot prove is dropped (and reported as such): a sigmoid
 that rounds to exactly 1.0 freezes a coordinate in float64 and fakes a fixed point far outside the
 region where the exact network has any.
@@ -420,13 +425,38 @@ def _residual_xt(system: Any, X: np.ndarray, U_a: np.ndarray, dU: np.ndarray,
 
 
 def _tangents(J: np.ndarray, gt: np.ndarray, prev: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Unit null vectors of ``[J | gt]`` per row, oriented along ``prev`` (``t`` increasing without one),
-    and which rows were finite."""
+    """Unit null vectors of ``A = [J | gt]`` per row, oriented along ``prev`` (``t`` increasing without one),
+    and which rows were finite.
+
+    With ``prev``: the solution ``w`` of ``A w = 0``, ``prev · w = 1`` (one LU solve; the null space of a
+    regular point's ``A`` is a line, so ``w / ‖w‖`` is the singular vector, already oriented); the SVD
+    where that bordered matrix is singular, and without ``prev``.
+    """
     A = np.concatenate([J, gt[..., None]], axis=-1)
     ok = np.all(np.isfinite(A), axis=(1, 2))
-    V = np.zeros((A.shape[0], A.shape[2]))
-    if ok.any():
-        V[ok] = np.linalg.svd(A[ok])[2][:, -1]
+    P, n1 = A.shape[0], A.shape[2]
+    V = np.zeros((P, n1))
+    svd = ok.copy()
+    if prev is not None and ok.any():
+        rows = np.flatnonzero(ok)
+        M = np.concatenate([A[rows], prev[rows][:, None, :]], axis=1)
+        rhs = np.zeros((rows.size, n1, 1))
+        rhs[:, -1] = 1.0
+        try:
+            W = np.linalg.solve(M, rhs)[..., 0]
+        except np.linalg.LinAlgError:  # some row singular: each row on its own
+            W = np.full((rows.size, n1), np.nan)
+            for i in range(rows.size):
+                try:
+                    W[i] = np.linalg.solve(M[i], rhs[i])[:, 0]
+                except np.linalg.LinAlgError:
+                    pass
+        norm = np.linalg.norm(W, axis=1)
+        good = np.isfinite(norm) & (norm > 0.0)
+        V[rows[good]] = W[good] / norm[good, None]
+        svd[rows[good]] = False
+    if svd.any():
+        V[svd] = np.linalg.svd(A[svd])[2][:, -1]
     sign = V[:, -1] if prev is None else np.einsum("ij,ij->i", V, prev)
     return np.where((sign >= 0)[:, None], V, -V), ok
 
