@@ -54,6 +54,7 @@ from certify.networks import GRULayer, InputRange, Network
 from certify.networks.kinds import kind_of
 from certify.results import CheckResult, CheckStatus, Counterexample, Property
 from certify.witness.dual import Dual, FloatOps, _sigmoid_pair
+from certify.witness.layers import network_map
 from certify.witness.systems import NetworkSystem, as_system
 
 GROWTH = 1e6  # divergence: ‖x_T‖∞ ≥ GROWTH · max(1, ‖x_0‖∞)
@@ -186,6 +187,8 @@ class _RowStep:
 
     def __call__(self, X: np.ndarray, U: np.ndarray, pre: Any = None) -> np.ndarray:
         if self.layers is None:
+            if X.shape[0] == 1:
+                return np.asarray(self.system.step(X[0], U[0, 0]))[None]
             if self.system.n_inputs == 0:
                 return np.asarray(self.system.step(X, U[0, 0]))
             return np.stack([self.system.step(X[j], U[j, 0]) for j in range(X.shape[0])])
@@ -356,7 +359,7 @@ def _distinct(points: Sequence[np.ndarray], tol: float) -> list[np.ndarray]:
     kept = np.zeros(len(points), dtype=bool)
     for i in range(len(points)):
         kept[i] = bool(far[i, kept].all())
-    return [points[i] for i in np.flatnonzero(kept)]
+    return [points[int(i)] for i in np.flatnonzero(kept)]
 
 
 def _equilibrium_cex(net: Any, u: np.ndarray, proof: Any) -> Counterexample:
@@ -414,7 +417,7 @@ def _residual_xt(system: Any, X: np.ndarray, U_a: np.ndarray, dU: np.ndarray,
         u_tan = np.zeros(dU.shape + (n + 1,))
         u_tan[:, :, n] = dU
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            G = system.map(_OPS, Dual(X, tan), Dual(U, u_tan), "residual")
+            G = network_map(system.net, _OPS, Dual(X, tan), Dual(U, u_tan), "residual")
         return G.val, G.tan[:, :, :n], G.tan[:, :, n], 1
     G = _with_jacobian(system, X, U, "residual")
     h = 1e-6
