@@ -88,7 +88,8 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
     levels = channel_levels(sys.D)   # nilpotent: I − DΔ is unit lower triangular in level order
     perm = np.concatenate(levels) if levels is not None and m else np.arange(m)
     Dp, Cp, Bp, Kp = sys.D[np.ix_(perm, perm)], sys.C[perm], sys.B[:, perm], sys.K[perm]
-    worst, worst_v, marginal = -1.0, (), None
+    worst, marginal = -1.0, None
+    worst_v: tuple[int, ...] = ()
     for v in ids:
         d = np.where(v[perm], Kp, 0.0)
         Im = np.eye(m) - Dp * d[None, :]
@@ -339,7 +340,8 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
                        memory_fraction=memory_fraction)
     point = None
     if out.has_point and P.value is not None and tau.value is not None:
-        point = (P.value, {k: v.value for k, v in t.items()}, float(tau.value))
+        t_values: dict[str, Any] = {k: v.value for k, v in t.items()}  # a point: every variable has a value
+        point = (P.value, t_values, float(tau.value))
     return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
                    dict(common, build_seconds=build))
 
@@ -729,7 +731,7 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                     proved = chain[-1]
                     break
     q["criteria_tried"] = [a.to_dict() for a in attempts]
-    out_of_time = timeout is not None and left() is not None and left() <= 0
+    out_of_time = timeout is not None and (remaining := left()) is not None and remaining <= 0
     if proved is None and vc is None and (timeout is None or not out_of_time):
         tp = time.perf_counter()  # explain the failure with the vertex necessary condition
         vc = vertex_check(sys)
@@ -745,11 +747,11 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     q["criterion_proved"] = None if proved is None else proved.criterion
     val = last.validation
     default_name = solver or _solvers.choose_solver(sum(psd_orders(sys, last.criterion))).name
-    common = dict(criterion=last.criterion,
-                  solver=last.outcome.solver if last.outcome is not None else default_name,
-                  solver_status=None if last.outcome is None else last.outcome.raw_status,
-                  validation={} if val is None else val.to_dict(),
-                  margin=None if val is None else val.max_eig_M)
+    common: dict[str, Any] = dict(criterion=last.criterion,
+                                  solver=last.outcome.solver if last.outcome is not None else default_name,
+                                  solver_status=None if last.outcome is None else last.outcome.raw_status,
+                                  validation={} if val is None else val.to_dict(),
+                                  margin=None if val is None else val.max_eig_M)
     if proved is not None:
         assert val is not None
         t4 = bool(np.any(np.asarray(proved.certificate.multipliers.get("T4", 0.0)) > 0)) \
@@ -767,6 +769,7 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                "(hence unique) for every slope-restricted nonlinearity in the declared class; " + scope + via)
         export_sys, export_cert, export_val = sys, proved.certificate, val
         if T_bal is not None and proved.certificate is not None:
+            assert S_bal is not None  # balanced together with T_bal
             unbalanced = _unbalance(proved.certificate, T_bal, S_bal)
             orig = validate_certificate(sys0, unbalanced)
             q["validation_unbalanced"] = orig.to_dict()

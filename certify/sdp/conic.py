@@ -50,7 +50,7 @@ class LMIConicData:
     def n_variables(self) -> int:
         return int(self.A.shape[1])
 
-    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], float | None]:
+    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
         """``(P, {name: t}, τ)`` from an SCS primal vector (``τ`` is 1 in the feasibility objective)."""
         n, m = self.n, self.m
         n_p = n * (n + 1) // 2
@@ -254,6 +254,7 @@ def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | 
     t2 = time.perf_counter()
     info = sol.get("info", {})
     raw, status = _SCS_STATUS.get(int(info.get("status_val", -3)), ("solver_error", "undecided"))
+    x: np.ndarray | None  # None: no usable point
     x = np.asarray(sol.get("x"), dtype=np.float64)
     if status in ("solved", "inaccurate") and not np.all(np.isfinite(x)):
         status, x = "undecided", None

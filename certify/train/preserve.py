@@ -29,9 +29,9 @@ The training residuals are the checker's formulas in torch (:mod:`certify.train.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -141,12 +141,12 @@ def recurrent_parameters(module: nn.Module) -> list[torch.Tensor]:
     [(9, 3), (9, 3)]
     """
     from certify.train.cells import AffineCellNet
-    from certify.train.modules import SSNN, LPGRNNNet, _Stacked
+    from certify.train.modules import SSNN, LPGRNNCell, LPGRNNNet, _Stacked
 
     if isinstance(module, _Stacked):
         return [getattr(module.rnn, f"weight_hh_l{k}") for k in range(module.num_layers)]
     if isinstance(module, LPGRNNNet):
-        return [p for c in module.layers for p in (c.U_r, c.U_h)]
+        return [p for c in cast("Iterable[LPGRNNCell]", module.layers) for p in (c.U_r, c.U_h)]
     if isinstance(module, SSNN):
         return [p for p in (module.A, module.W_fx) if isinstance(p, nn.Parameter)] or [module.W_fx]
     if isinstance(module, AffineCellNet):
@@ -355,7 +355,7 @@ def finetune(module: nn.Module, teacher: nn.Module | None, u: np.ndarray, y: np.
     """
     dev = next(module.parameters()).device
     batches = _Batches(u, y, teacher, cfg, dev, rng)
-    params = [p for p in module.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in module.parameters() if p.requires_grad]
     opt = _adam(params, cfg, "interior" if start_epoch < cfg.switch_epoch else "boundary", start_epoch)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
