@@ -333,17 +333,8 @@ def absorbing_set(form: Any, *, max_iter: int = 4000, rtol: float = 1e-7,
     with ctx.workprec(PREC_BITS):
         lo0, hi0, ratio0 = _stage0(form)
         ev = _Evaluator(form)
-        lo, hi = lo0.copy(), hi0.copy()
-        it = 0
-        while it < max_iter:
-            it += 1
-            xl, xh, _, _ = ev(lo, hi)
-            nlo, nhi = np.maximum(lo, xl), np.minimum(hi, xh)
-            width = np.maximum(hi - lo, 1e-300)
-            shrink = float(np.max(((hi - lo) - (nhi - nlo)) / width, initial=0.0))
-            lo, hi = nlo, nhi
-            if shrink <= rtol or (time_budget is not None and time.perf_counter() - t0 > time_budget):
-                break
+        lo, hi, it = shrink_box(lambda lo_, hi_: ev(lo_, hi_)[:2], lo0, hi0, max_iter=max_iter, rtol=rtol,
+                                time_budget=time_budget, t0=t0)
         grown = 0
         while grown < 50:  # absorb the outward rounding: B ← B ∪ f(B), still inside X₀
             xl, xh, _, _ = ev(lo, hi)
@@ -357,6 +348,29 @@ def absorbing_set(form: Any, *, max_iter: int = 4000, rtol: float = 1e-7,
     return AbsorbingSet(lower=lo, upper=hi, q_lower=ql, q_upper=qh, stage0_lower=lo0, stage0_upper=hi0,
                         stage0_ratio=ratio0, iterations=it, inclusion_excess=excess, grown=grown,
                         seconds=time.perf_counter() - t0)
+
+
+def shrink_box(enclose: Any, lo0: np.ndarray, hi0: np.ndarray, *, max_iter: int, rtol: float,
+               time_budget: float | None, t0: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """``X_{j+1} = X_j ∩ f♯(X_j)`` from ``X₀ = [lo0, hi0]`` until no coordinate's width shrinks by more than
+    ``rtol`` (relative), ``max_iter`` steps, or ``time_budget`` seconds since ``t0``.
+
+    ``enclose(lo, hi)`` returns an interval enclosure ``(lo⁺, hi⁺)`` of the image of the box.  If ``X₀`` is
+    invariant and absorbing, so is every ``X_j`` (docs/theory.md §6.1): the result is sound whenever it stops.
+    Returns ``(lo, hi, steps)``.
+    """
+    lo, hi = lo0.copy(), hi0.copy()
+    it = 0
+    while it < max_iter:
+        it += 1
+        xl, xh = enclose(lo, hi)
+        nlo, nhi = np.maximum(lo, xl), np.minimum(hi, xh)
+        width = np.maximum(hi - lo, 1e-300)
+        shrink = float(np.max(((hi - lo) - (nhi - nlo)) / width, initial=0.0))
+        lo, hi = nlo, nhi
+        if shrink <= rtol or (time_budget is not None and time.perf_counter() - t0 > time_budget):
+            break
+    return lo, hi, it
 
 
 def _deriv(kind: str, v: Any) -> Any:

@@ -27,15 +27,13 @@ from certify.networks import Network
 from certify.snof import SNOF, Channel, from_network, interconnect
 
 
-@dataclass(frozen=True)
-class ClosedLoop:
-    """The assembled loop and where each block's states and channels sit in it."""
+class LoopLayout:
+    """Where plant, network and controller states sit in a loop's state ``[plant; network; controller]``
+    (for classes with ``n_plant``, ``n_net`` and ``n_ctrl``)."""
 
-    form: SNOF
     n_plant: int
     n_net: int
     n_ctrl: int
-    m_net: int  # network channels come first, then the saturation (one channel)
 
     @property
     def plant_states(self) -> slice:
@@ -48,6 +46,17 @@ class ClosedLoop:
     @property
     def ctrl_states(self) -> slice:
         return slice(self.n_plant + self.n_net, self.n_plant + self.n_net + self.n_ctrl)
+
+
+@dataclass(frozen=True)
+class ClosedLoop(LoopLayout):
+    """The assembled loop and where each block's states and channels sit in it."""
+
+    form: SNOF
+    n_plant: int
+    n_net: int
+    n_ctrl: int
+    m_net: int  # network channels come first, then the saturation (one channel)
 
 
 def plant_block(spec: LoopSpec) -> SNOF:

@@ -317,11 +317,12 @@ def check_contraction(net: Any, spec: Any, *, solver: str | None = None, timeout
 
 
 def _equilibrium(gl: GatedLoop, aset: GatedAbsorbingBox, steps: int = 20000) -> np.ndarray | None:
-    """The (unique, once proved) equilibrium, by iterating the contraction from the box centre."""
+    """The (unique, once proved) equilibrium, by iterating the contraction from the box centre; ``None``
+    when the iteration has not settled within ``steps`` (a slow contraction), so no point is reported."""
     x = ((aset.lower + aset.upper) / 2)[None, :]
     for _ in range(steps):
         xn = gl.step(x)
         if np.max(np.abs(xn - x)) <= 1e-12 * max(1.0, float(np.max(np.abs(x)))):
             return xn[0]
         x = xn
-    return x[0]
+    return None

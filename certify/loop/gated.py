@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from certify.loop import intervals as iv
+from certify.loop.assemble import LoopLayout
 from certify.loop.spec import LoopSpec
 from certify.networks import GRULayer, LSTMLayer, Network
 
@@ -36,7 +37,7 @@ class NotApplicable(Exception):
 
 
 @dataclass(frozen=True)
-class GatedLoop:
+class GatedLoop(LoopLayout):
     """Plant ⋆ gated network ⋆ saturated velocity PI as one discrete-time map (see the module docstring).
 
     The network input is ``s = S_x x_p + S_u u(k−1) + s_0`` (network units) and the estimate
@@ -57,21 +58,11 @@ class GatedLoop:
     n_net: int
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    n_ctrl = 2  # velocity PI: [u(k−1), e(k−1)]
+
     @property
     def n(self) -> int:
-        return self.n_plant + self.n_net + 2
-
-    @property
-    def plant_states(self) -> slice:
-        return slice(0, self.n_plant)
-
-    @property
-    def net_states(self) -> slice:
-        return slice(self.n_plant, self.n_plant + self.n_net)
-
-    @property
-    def ctrl_states(self) -> slice:
-        return slice(self.n_plant + self.n_net, self.n)
+        return self.n_plant + self.n_net + self.n_ctrl
 
     # --- float step (batched) -----------------------------------------------------------------------
     def step(self, X: np.ndarray) -> np.ndarray:
@@ -289,7 +280,7 @@ def absorbing_box(gl: GatedLoop, *, max_iter: int = 500, rtol: float = 1e-6,
     """
     from flint import ctx
 
-    from certify.loop.absorbing import PREC_BITS
+    from certify.loop.absorbing import PREC_BITS, shrink_box
 
     t0 = time.perf_counter()
     with ctx.workprec(PREC_BITS):
@@ -298,17 +289,8 @@ def absorbing_box(gl: GatedLoop, *, max_iter: int = 500, rtol: float = 1e-6,
         if not (np.all(xl >= lo0) and np.all(xh <= hi0)):
             bad = int(np.argmax(np.maximum(lo0 - xl, xh - hi0)))
             raise NotApplicable(f"the stage-0 box is not invariant in interval arithmetic (state {bad})")
-        lo, hi = lo0.copy(), hi0.copy()
-        it = 0
-        while it < max_iter:
-            it += 1
-            (xl, xh), _ = gl.interval_step((lo, hi))
-            nlo, nhi = np.maximum(lo, xl), np.minimum(hi, xh)
-            width = np.maximum(hi - lo, 1e-300)
-            shrink = float(np.max(((hi - lo) - (nhi - nlo)) / width, initial=0.0))
-            lo, hi = nlo, nhi
-            if shrink <= rtol or (time_budget is not None and time.perf_counter() - t0 > time_budget):
-                break
+        lo, hi, it = shrink_box(lambda lo_, hi_: gl.interval_step((lo_, hi_))[0], lo0, hi0, max_iter=max_iter,
+                                rtol=rtol, time_budget=time_budget, t0=t0)
     return GatedAbsorbingBox(lower=lo, upper=hi, stage0_lower=lo0, stage0_upper=hi0, plant_ratio=ratio,
                              iterations=it, seconds=time.perf_counter() - t0)
 
