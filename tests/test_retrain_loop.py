@@ -188,7 +188,8 @@ def test_retrain_loop_refuses_an_obstruction_no_network_removes(tmp_path, capsys
     (["--target", "loop"], None, "needs the loop"),
     (["--target", "diss", "--plant", "boiler"], None, "go with --target loop"),
     (["--target", "loop", "--plant", "boiler", "--resume"], None, "--resume"),
-    (["--plant", "boiler", "--into", "lpgrnn"], None, "--into"),
+    (["--plant", "boiler", "--into", "lpgrnn"], "loop", None),  # distil, then the loop: one run
+    (["--plant", "boiler", "--into", "lpgrnn", "--strategy", "penalty"], None, "--into"),
 ])
 def test_default_target_and_refusals(tmp_path, argv, target, error):
     from certify.errors import InvalidInputError

@@ -184,6 +184,21 @@ def load_data(path: str, m: int, p: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _scaled_data(path: str, net: Any, n_in: int) -> tuple[dict[str, np.ndarray], Any]:
+    """:func:`load_data` in network units (the model's declared scalings applied) and the map of outputs back
+    to plant units."""
+    info = net.info
+    data = load_data(path, n_in, net.n_outputs)
+    if info.input_scaling is not None:  # data in plant units → network units
+        for k in ("u", "u_val", "u_test"):
+            data[k] = info.input_scaling.to_net(data[k])
+    if info.output_scaling is not None:
+        for k in ("y", "y_val", "y_test"):
+            data[k] = info.output_scaling.to_net(data[k])
+    to_raw = info.output_scaling.to_raw if info.output_scaling is not None else (lambda a: a)
+    return data, to_raw
+
+
 def _metadata(info: Any) -> dict[str, str]:
     meta: dict[str, str] = {}
     if info.input_range is not None:
@@ -259,27 +274,51 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--clearance must be below 1 (residuals are at least −1), got {args.clearance!r}.")
     out = args.output
     if getattr(args, "into", None) is not None and (getattr(args, "strategy", "preserve") != "preserve"
-                                                    or args.target in ("lmi", "loop")):
-        raise InvalidInputError("--into distils with --strategy preserve and --target diss or iss; check the "
-                                "written model with `certify check --method lmi` (or a loop) afterwards, or "
-                                "retrain it with --target loop --plant NAME.")
+                                                    or args.target == "lmi"):
+        raise InvalidInputError("--into distils with --strategy preserve, for --target diss or iss, or for the "
+                                "loop (--plant NAME / --loop FILE: the student is then retrained for the loop in "
+                                "the same run); check the written model with `certify check --method lmi` "
+                                "afterwards.")
     if getattr(args, "hidden", None) is not None and args.hidden < 1:
         raise InvalidInputError(f"--hidden must be at least 1, got {args.hidden}.")
     if getattr(args, "resume", False):
-        if getattr(args, "strategy", "preserve") != "preserve" or args.target in ("lmi", "loop"):
-            raise InvalidInputError("--resume continues a --strategy preserve run (targets diss/iss).")
-        if not os.path.isfile(os.path.join(out, "checkpoint.pt")):
+        if into_loop(args):
+            ckpt = os.path.join(out, STUDENT_DIR, "checkpoint.pt")
+            if not os.path.isfile(ckpt):
+                raise InvalidInputError(f"--resume with --into and a loop continues the distillation stage from "
+                                        f"{ckpt}, which does not exist; start without --resume.")
+        elif getattr(args, "strategy", "preserve") != "preserve" or args.target in ("lmi", "loop"):
+            raise InvalidInputError("--resume continues a --strategy preserve run (targets diss/iss, or --into "
+                                    "with --plant/--loop).")
+        elif not os.path.isfile(os.path.join(out, "checkpoint.pt")):
             raise InvalidInputError(f"--resume: no checkpoint.pt in {out}; start without --resume.")
     if os.path.lexists(out) and not os.path.isdir(out):
         raise InvalidInputError(f"-o {out} exists and is not a directory; give a new or existing output folder.")
     inputs = [args.model, args.model + ".certify.json", args.model + ".data", args.data]
-    for name in _OUTPUTS:
+    outputs = _OUTPUTS + (tuple(os.path.join(STUDENT_DIR, f) for f in _OUTPUTS) if into_loop(args) else ())
+    for name in outputs:
         target = os.path.join(out, name)
         for src in inputs:
             if os.path.lexists(src) and any(os.path.lexists(t) and _same_file(t, src)
                                             for t in (target, os.path.realpath(target))):
                 raise InvalidInputError(f"refusing to write {target}: it is an input of this command ({src}) and "
                                         "would be destroyed. Choose another output folder (-o).")
+
+
+#: The sub-folder of OUTDIR that holds the distillation stage of ``--into`` with a loop (its own single-stage
+#: layout: model.onnx, report.json, retrain.json, checkpoint.pt, rejected/).
+STUDENT_DIR = "student"
+
+
+def into_loop(args: argparse.Namespace) -> bool:
+    """Whether the run distils into a student and then retrains the student for a loop (two stages).
+
+    >>> ns = add_arguments(argparse.ArgumentParser()).parse_args(["m", "--data", "d", "-o", "o", "--plant",
+    ...                                                           "boiler", "--into", "lpgrnn"])
+    >>> resolve_target(ns), into_loop(ns)
+    ('loop', True)
+    """
+    return getattr(args, "into", None) is not None and getattr(args, "target", None) == "loop"
 
 
 def resolve_target(args: argparse.Namespace) -> str:
@@ -313,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``certify retrain``; returns the exit code (0 certified, 1 not, 3 bad input)."""
     try:
         check_arguments(args)
-        return _run(args)
+        return _run_into_loop(args) if into_loop(args) else _run(args)
     except CertifyError as exc:
         print(f"certify retrain: {exc}", file=sys.stderr)
         return int(exc.exit_code)
@@ -350,11 +389,21 @@ def _replace_into(final: str, write: Any) -> None:
             os.unlink(tmp)
 
 
+def _kind_row(net: Any) -> Any:
+    """The network's row of the layer-kind registry (torch twin, gated or affine); unsupported kinds refused."""
+    from certify.networks.kinds import KINDS
+
+    row = KINDS.get(net.architecture)
+    if row is None or row.torch_module is None:
+        raise UnsupportedModelError(f"retrain supports GRU, LSTM, Elman, LP-GRNN and SS-NN networks and one-step "
+                                    f"affine cell graphs; this model is {net.architecture!r}.")
+    return row
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
     from certify.importers import load_model
-    from certify.networks.kinds import KINDS
     from certify.train.metrics import metrics
     from certify.train.modules import from_canonical, save_state_dict
     from certify.train.residuals import gated_residuals
@@ -362,10 +411,7 @@ def _run(args: argparse.Namespace) -> int:
 
     net = load_model(args.model)
     arch = net.architecture
-    row = KINDS.get(arch)  # the layer-kind registry: torch twin, gated or affine
-    if row is None or row.torch_module is None:
-        raise UnsupportedModelError(f"retrain supports GRU, LSTM, Elman, LP-GRNN and SS-NN networks and one-step "
-                                    f"affine cell graphs; this model is {arch!r}.")
+    row = _kind_row(net)
     if args.target == "lmi" and row.gated:
         raise UnsupportedModelError("--target lmi needs an affine cell (Elman, LP-GRNN, SS-NN, one-step cell "
                                     "graph): GRU/LSTM cells have no exact SNOF. Use --target diss.")
@@ -374,20 +420,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UnsupportedModelError(
             f"--target loop needs an affine network (Elman with a bypass, LP-GRNN, SS-NN, one-step cell graph): "
             f"{arch.upper()} cells have no exact SNOF, so the closed-loop LMI does not apply to them (Hilgert & "
-            f"Schwung 2025, Prop. IV.2). Distil the model first: certify retrain {args.model} --data {args.data} "
-            f"-o STUDENT --into lpgrnn (or --into grssnn), then certify retrain STUDENT/model.onnx --data "
-            f"{args.data} -o OUT {where}.")
+            f"Schwung 2025, Prop. IV.2). Distil it into an affine student and retrain that for the loop, in one "
+            f"run: certify retrain {args.model} --data {args.data} -o OUT --into lpgrnn (or --into grssnn) "
+            f"{where}.")
     module: Any = from_canonical(net)  # a module of certify.train.modules (n_in, sidecar, …)
     info = net.info
-    p = net.n_outputs
-    data = load_data(args.data, module.n_in, p)
-    if info.input_scaling is not None:  # data in plant units → network units
-        for k in ("u", "u_val", "u_test"):
-            data[k] = info.input_scaling.to_net(data[k])
-    if info.output_scaling is not None:
-        for k in ("y", "y_val", "y_test"):
-            data[k] = info.output_scaling.to_net(data[k])
-    to_raw = info.output_scaling.to_raw if info.output_scaling is not None else (lambda a: a)
+    data, to_raw = _scaled_data(args.data, net, module.n_in)
     w = args.washout
 
     def test_metrics() -> dict[str, list[float]]:
@@ -464,6 +502,8 @@ def _run(args: argparse.Namespace) -> int:
 def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, select: Any, method: str, info: Any,
                  arch: str, target: str, before: dict, test_metrics: Any, side: dict) -> int:
     """``--strategy penalty`` (and ``--target lmi``): penalised training rounds, the weight doubling each."""
+    import time
+
     from certify.api import check
     from certify.cli import write_atomic
     from certify.train.modules import save_state_dict
@@ -471,9 +511,11 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     from certify.train.session import EXIT_INTERRUPTED, Interrupt
     from certify.train.trainer import TrainConfig, train
 
+    t0 = time.perf_counter()
     w = args.washout
     onnx_path = os.path.join(args.output, "model.onnx")
     weight, report, result, rounds, exported = args.penalty_weight, None, None, [], None
+    kept: dict[str, Any] | None = None
     loop_kw = {"plant": args.plant, "loop": args.loop} if target == "loop" else {}
     stop = Interrupt()
     with stop:
@@ -493,6 +535,8 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
             if result.best_epoch is not None:
                 _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
                 exported = copy.deepcopy(module.state_dict())
+                vf = result.history[result.best_epoch].val_fit
+                kept = {"round": rnd, "epoch": result.best_epoch, "val_fit": vf if math.isfinite(vf) else None}
                 report = check(onnx_path, method=method, solver=args.solver, search=False, **loop_kw)
                 if report.exit_code is ExitCode.CERTIFIED:
                     break
@@ -522,7 +566,11 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
                "verdict": report.verdict.value, "onnx": onnx_path, "state_dict": state_dict,
                "strategy": "penalty", "interrupted": stop(), **({"plant": args.plant, "loop": args.loop}
                                                                 if target == "loop" else {}),
-               "rounds": rounds, "worst_residual": worst_json, "test_before": before, "test_after": after}
+               "rounds": rounds, "kept": kept, "worst_residual": worst_json, "test_before": before,
+               "test_after": after, "seconds": round(time.perf_counter() - t0, 3)}
+    why = next((c.message for c in report.checks if c.scope == "model" and not c.proved), None)
+    if report.exit_code is not ExitCode.CERTIFIED:
+        summary["advice"] = _penalty_advice(args, target)
     write_atomic(os.path.join(args.output, "retrain.json"), json.dumps(summary, indent=2))
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))
     print(f"test before: {fmt(before)}")
@@ -533,11 +581,227 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
         print(f"certify retrain: interrupted (exit {EXIT_INTERRUPTED})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if report.exit_code is not ExitCode.CERTIFIED:
-        why = next((c.message for c in report.checks if c.scope == "model" and not c.proved), None)
         print("certify retrain: the checker does not certify the retrained model" + (f": {why}" if why else "")
-              + (" Try more --rounds or --epochs, a larger --penalty-weight, or another architecture (--into "
-                 "lpgrnn|grssnn with a linear bypass)." if target in ("lmi", "loop") else ""), file=sys.stderr)
+              + (f" Try {summary['advice']}" if target in ("lmi", "loop") else ""), file=sys.stderr)
     return 0 if report.exit_code is ExitCode.CERTIFIED else 1
+
+
+def _penalty_advice(args: argparse.Namespace, target: str) -> str:
+    """What to try when a penalty run (``--target lmi``/``loop``) ends without a certified model."""
+    if getattr(args, "distilled_student", False):  # the loop stage of --into with a loop
+        return ("more --rounds or --epochs, a larger --penalty-weight, or a student of another size (--hidden) "
+                "or architecture (--into lpgrnn|grssnn).")
+    return ("more --rounds or --epochs, a larger --penalty-weight, or another architecture (--into lpgrnn|grssnn "
+            "with a linear bypass).")
+
+
+def _clear_results(out: str) -> None:
+    """Remove the result files of an earlier run from ``out`` (never anything else)."""
+    import shutil
+
+    for name in _RESULT_FILES + ("retrain.json", "checkpoint.pt"):
+        path = os.path.join(out, name)
+        if os.path.isfile(path) or os.path.islink(path):
+            os.unlink(path)
+    rej = os.path.join(out, "rejected")
+    if os.path.isdir(rej) and not os.path.islink(rej):
+        shutil.rmtree(rej)
+
+
+def _read_summary(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _run_into_loop(args: argparse.Namespace) -> int:
+    """``--into`` with ``--plant``/``--loop``: distil, then retrain the student for the loop, in one run.
+
+    1. *distil*: ``--into`` exactly as without a loop (preserve strategy, ``--target diss``; FIT drop against
+       the teacher bounded by ``--max-fit-drop``), written to ``OUTDIR/student/`` in its own single-stage layout
+       (model.onnx, report.json, retrain.json, checkpoint.pt, rejected/);
+    2. *loop*: ``--target loop`` on the student exactly as ``certify retrain OUTDIR/student/model.onnx --data
+       DATA -o OUTDIR --plant/--loop …`` with the same options would run it: penalty rounds whose epochs
+       qualify only with a validated certificate of the closed loop (:meth:`LoopTarget.select`), the written
+       model judged by ``certify check --plant/--loop``.
+
+    OUTDIR holds the result as a single-stage run does (model.onnx, report.json, model.pt where a state-dict
+    layout exists) and ``retrain.json`` with both stages (``"stages"``).  A distillation without a usable
+    student stops before the loop stage (its exit code); a loop the checker does not certify leaves no model in
+    OUTDIR: the last one is kept apart in ``OUTDIR/rejected/`` and the exit code is 1.  ``--resume`` continues
+    the distillation from ``OUTDIR/student/checkpoint.pt`` and reruns the loop stage.
+    """
+    import contextlib
+    import tempfile
+    import time
+
+    import numpy as np
+
+    from certify.cli import write_atomic
+    from certify.importers import load_model
+    from certify.loop.check import resolve_loop
+    from certify.train.loop_penalty import LoopTarget
+    from certify.train.metrics import fit, metrics
+    from certify.train.modules import from_canonical
+    from certify.train.session import EXIT_INTERRUPTED, Interrupt
+    from certify.train.students import build_student
+    from certify.train.trainer import simulate
+
+    t0 = time.perf_counter()
+    out, w = args.output, args.washout
+    student_dir = os.path.join(out, STUDENT_DIR)
+    where = f"--plant {args.plant}" if args.plant else f"--loop {args.loop}"
+
+    def log(msg: str) -> None:
+        print(f"certify retrain: {msg}", file=sys.stderr, flush=True)
+
+    # ---- before any training: the teacher, the data and the loop. A loop that no weights can certify (or that
+    # does not fit the model's signals) is refused now, with a student of the same shape, not after the distillation.
+    teacher_net = load_model(args.model)
+    _kind_row(teacher_net)
+    teacher: Any = from_canonical(teacher_net)
+    data, to_raw = _scaled_data(args.data, teacher_net, teacher.n_in)
+    spec = resolve_loop(args.plant, args.loop)
+    hidden = args.hidden or getattr(teacher, "hidden", None) or 8
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "student.onnx")
+        _export(build_student(args.into, data["u"], data["y"], hidden, seed=args.seed), probe, args,
+                teacher_net.info)
+        LoopTarget(load_model(probe), spec, solver=args.solver)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    _clear_results(out)  # no result of an earlier run may be mistaken for this one's (the loop stage reruns)
+    summary: dict[str, Any] = {
+        "model": os.fspath(args.model), "architecture": f"{teacher_net.architecture}->{args.into}",
+        "target": "loop", "method": "lmi", "strategy": "preserve+penalty", "into": args.into,
+        "plant": args.plant, "loop": args.loop, "status": "running", "stage": "distil", "interrupted": False,
+        "verdict": "not_certified", "onnx": None, "state_dict": None, "student": None,
+        "max_fit_drop": args.max_fit_drop, "val_fit_before": None, "val_fit_after": None, "kept": None,
+        "test_before": None, "test_after": None, "distance_to_original": None, "worst_residual": None,
+        "seconds": 0.0, "stages": [],
+    }
+    summary_path = os.path.join(out, "retrain.json")
+
+    def save() -> None:
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        write_atomic(summary_path, json.dumps(summary, indent=2))
+
+    save()
+    fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))  # noqa: E731
+    pct = lambda vals: "/".join(f"{v:.2f}" for v in vals)  # noqa: E731
+    try:
+        with Interrupt() as stop:
+            # ---- stage 1: distillation (stage output on stderr: stdout carries the result's figures)
+            s1 = copy.copy(args)
+            s1.target, s1.plant, s1.loop, s1.output = "diss", None, None, student_dir
+            log(f"stage 1/2: distil {teacher_net.architecture.upper()} into {args.into} (hidden {hidden}, "
+                f"--target diss) in {student_dir}")
+            with contextlib.redirect_stdout(sys.stderr):
+                rc1 = _run(s1)
+            first = _read_summary(os.path.join(student_dir, "retrain.json"))
+            summary["stages"] = [{"stage": "distil", "exit_code": rc1, "output": student_dir, **first}]
+            summary["val_fit_before"], summary["test_before"] = first.get("val_fit_before"), first.get("test_before")
+            if rc1 != 0 or first.get("status") != "certified" or stop():
+                interrupted = rc1 == EXIT_INTERRUPTED or stop()
+                summary.update(status=first.get("status", "not_certified") if not interrupted else "not_certified",
+                               interrupted=interrupted)
+                if interrupted:
+                    summary["advice"] = (f"interrupted during the distillation; continue with --resume -o {out}.")
+                else:
+                    summary["advice"] = (f"{first.get('advice') or 'no usable student'} The loop stage did not run "
+                                         "(it needs a certified student within --max-fit-drop).")
+                save()
+                if first.get("test_before"):
+                    print(f"test before: {fmt(first['test_before'])}")
+                if interrupted:
+                    log(f"interrupted in stage 1 (distillation); continue with --resume -o {out} "
+                        f"(exit {EXIT_INTERRUPTED})")
+                    return EXIT_INTERRUPTED
+                log(f"stage 1 (distillation) gave no usable student ({summary['status']}); the loop stage did "
+                    f"not run and {out} holds no model. Next: {summary['advice']}")
+                return rc1 if rc1 != 0 else int(ExitCode.NOT_CERTIFIED)
+            # ---- stage 2: the loop target on the student, as a second command would run it
+            summary["student"], summary["stage"] = first["onnx"], "loop"
+            save()
+            s2 = copy.copy(args)
+            s2.model, s2.into, s2.hidden, s2.resume = first["onnx"], None, None, False
+            s2.distilled_student = True
+            log(f"stage 2/2: retrain the student for the loop ({where}; the same as certify retrain "
+                f"{first['onnx']} --data {args.data} -o {out} {where})")
+            with contextlib.redirect_stdout(sys.stderr):
+                rc2 = _run(s2)
+            interrupted = rc2 == EXIT_INTERRUPTED or stop()
+    except BaseException as exc:  # an error or a second Ctrl-C: retrain.json must not say "running"
+        summary.update(status="error", interrupted=isinstance(exc, KeyboardInterrupt),
+                       error=str(exc) or type(exc).__name__)
+        with contextlib.suppress(Exception):
+            save()
+        raise
+    second = _read_summary(summary_path)  # the loop stage's own summary (rewritten below)
+    stage2: dict[str, Any] = {"stage": "loop", "exit_code": rc2, **second}
+    summary["stages"].append(stage2)
+    certified = second.get("verdict") == "certified"
+    result_dir = out
+    if not certified:  # not the result: kept apart, as preserve keeps a model that loses too much fit
+        result_dir = os.path.join(out, "rejected")
+        os.makedirs(result_dir, exist_ok=True)
+        for name in _RESULT_FILES:
+            if os.path.isfile(os.path.join(out, name)):
+                os.replace(os.path.join(out, name), os.path.join(result_dir, name))
+        for key in ("onnx", "state_dict"):
+            if stage2.get(key):
+                stage2[key] = os.path.join(result_dir, os.path.basename(stage2[key]))
+    final_path = os.path.join(result_dir, "model.onnx")
+    summary.update(status="certified" if certified else "not_certified", verdict=second.get("verdict",
+                   "not_certified"), interrupted=interrupted, worst_residual=second.get("worst_residual"))
+    if os.path.isfile(final_path):
+        final: Any = from_canonical(load_model(final_path))
+        y_teacher = simulate(teacher, data["u_test"])[w:]
+        y_final = simulate(final, data["u_test"])[w:]
+        after = metrics(to_raw(data["y_test"][w:]), to_raw(y_final))
+        distance = {"rmse": metrics(to_raw(y_teacher), to_raw(y_final))["rmse"],
+                    "fit_vs_original": fit(to_raw(y_teacher), to_raw(y_final)).tolist()}
+        stage2["distance_to_original"] = distance  # of the loop stage's model, against the teacher
+        if certified:
+            vf = float(np.mean(fit(data["y_val"][w:], simulate(final, data["u_val"])[w:])))
+            summary.update(onnx=final_path, test_after=after, distance_to_original=distance,
+                           val_fit_after=vf if np.isfinite(vf) else None,
+                           kept={"stage": "loop", **(second.get("kept") or {})},
+                           state_dict=second.get("state_dict"))
+    if not certified:
+        summary["advice"] = (f"{second.get('advice') or 'more --rounds or --epochs.'} The distilled student "
+                             f"({first['onnx']}, δISS-certified; its loop is not) can be retrained for the loop "
+                             f"alone: certify retrain {first['onnx']} --data {args.data} -o OTHER {where}.")
+    save()
+    # ---- the result's figures (stdout, as a single-stage run prints them) and a summary line (stderr)
+    print(f"test before: {fmt(first['test_before'])}")
+    if summary["test_after"] is not None:
+        d = summary["distance_to_original"]
+        print(f"test after:  {fmt(summary['test_after'])}")
+        print(f"distance to the original model (test): RMSE {'/'.join(f'{v:.4g}' for v in d['rmse'])}, FIT vs "
+              f"original {'/'.join(f'{v:.4g}' for v in d['fit_vs_original'])} %")
+    sec = summary["seconds"]
+    if certified:
+        kept, k1 = summary["kept"], first.get("kept") or {}
+        log(f"certified: the loop ({where}) around the retrained student, judged by certify check; test FIT "
+            f"{pct(first['test_before']['fit'])} (teacher) → {pct(first['test_after']['fit'])} (student) → "
+            f"{pct(summary['test_after']['fit'])} % (result), FIT vs teacher "
+            f"{pct(summary['distance_to_original']['fit_vs_original'])} %; kept: distil {k1.get('phase')} "
+            f"{k1.get('epoch')}, loop round {kept.get('round', -1) + 1} epoch {kept.get('epoch')}; {sec:.1f} s; "
+            f"model: {final_path}")
+    else:
+        log(f"the checker does not certify the loop ({where}) around the retrained student. That model is NOT the "
+            f"result; it is kept apart in {result_dir}. Next: {summary['advice']}")
+    if interrupted:
+        log(f"interrupted in stage 2 (loop); --resume -o {out} reloads the distillation's checkpoint and reruns "
+            f"the loop stage (exit {EXIT_INTERRUPTED})")
+        return EXIT_INTERRUPTED
+    return int(ExitCode.CERTIFIED) if certified else int(ExitCode.NOT_CERTIFIED)
 
 
 def main(argv: list[str] | None = None) -> int:

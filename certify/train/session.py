@@ -42,6 +42,17 @@ class Interrupt:
     ...     stop.handle(signal.SIGINT, None)
     ...     stop()
     True
+
+    Nested (the stages of one run): a Ctrl-C inside the inner one is seen by the outer one, and an inner one
+    entered after a Ctrl-C starts interrupted.
+
+    >>> with Interrupt(quiet=True) as outer:
+    ...     with Interrupt(quiet=True) as inner:
+    ...         inner.handle(signal.SIGINT, None)
+    ...     with Interrupt(quiet=True) as later:
+    ...         pass
+    >>> outer(), later()
+    (True, True)
     """
 
     def __init__(self, quiet: bool = False) -> None:
@@ -63,11 +74,17 @@ class Interrupt:
     def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
             self._prev = signal.signal(signal.SIGINT, self.handle)
+            outer = getattr(self._prev, "__self__", None)
+            if isinstance(outer, Interrupt) and outer.requested:  # nested (a stage of a two-stage run)
+                self.requested = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._prev is not None:
             signal.signal(signal.SIGINT, self._prev)
+            outer = getattr(self._prev, "__self__", None)
+            if isinstance(outer, Interrupt) and self.requested:  # the enclosing run sees the Ctrl-C too
+                outer.requested = True
 
 
 def advice(arch: str, hidden: int | None, drop: float | None, certified: bool) -> str:
