@@ -548,9 +548,16 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
         _replace_into(onnx_path, lambda tmp, module=module: _export(module, tmp, args, info))
         report = check(onnx_path, method=method, solver=args.solver, search=False, **loop_kw)
     assert report is not None  # checked with the exported weights, or just above
+    folder = args.output
+    if report.exit_code is not ExitCode.CERTIFIED and getattr(args, "distilled_student", False):
+        # the loop stage of --into with a loop: an uncertified model is not the result, it is kept apart
+        folder = os.path.join(args.output, "rejected")
+        os.makedirs(folder, exist_ok=True)
+        os.replace(onnx_path, os.path.join(folder, "model.onnx"))
+        onnx_path = os.path.join(folder, "model.onnx")
     state_dict = None
     if hasattr(module, "sidecar") and getattr(module, "bypass", None) is None:  # cells, bypass heads: ONNX only
-        pt_path = os.path.join(args.output, "model.pt")
+        pt_path = os.path.join(folder, "model.pt")
 
         def write_pt(tmp: str) -> None:
             tmp_side = save_state_dict(module, tmp, **side)[1]
@@ -558,7 +565,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
 
         _replace_into(pt_path, write_pt)
         state_dict = pt_path
-    write_atomic(os.path.join(args.output, "report.json"), report.to_json())
+    write_atomic(os.path.join(folder, "report.json"), report.to_json())
     after = test_metrics()
     worst = float(select(module)) if select is not None else max(float(v.detach()) for v in res(module))
     worst_json = worst if math.isfinite(worst) else None  # strict JSON has no Infinity
@@ -576,7 +583,7 @@ def _run_penalty(args: argparse.Namespace, module: Any, data: dict, res: Any, se
     print(f"test before: {fmt(before)}")
     print(f"test after:  {fmt(after)}")
     print(f"worst training residual ν = {worst:.4g}; checker verdict: {report.verdict.value} "
-          f"(report: {os.path.join(args.output, 'report.json')})")
+          f"(report: {os.path.join(folder, 'report.json')})")
     if stop():
         print(f"certify retrain: interrupted (exit {EXIT_INTERRUPTED})", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -726,6 +733,10 @@ def _run_into_loop(args: argparse.Namespace) -> int:
                     f"not run and {out} holds no model. Next: {summary['advice']}")
                 return rc1 if rc1 != 0 else int(ExitCode.NOT_CERTIFIED)
             # ---- stage 2: the loop target on the student, as a second command would run it
+            from certify.api import check
+
+            summary["stages"][0]["loop_verdict"] = check(first["onnx"], plant=args.plant, loop=args.loop,
+                                                         solver=args.solver, search=False).verdict.value
             summary["student"], summary["stage"] = first["onnx"], "loop"
             save()
             s2 = copy.copy(args)
@@ -746,16 +757,8 @@ def _run_into_loop(args: argparse.Namespace) -> int:
     stage2: dict[str, Any] = {"stage": "loop", "exit_code": rc2, **second}
     summary["stages"].append(stage2)
     certified = second.get("verdict") == "certified"
-    result_dir = out
-    if not certified:  # not the result: kept apart, as preserve keeps a model that loses too much fit
-        result_dir = os.path.join(out, "rejected")
-        os.makedirs(result_dir, exist_ok=True)
-        for name in _RESULT_FILES:
-            if os.path.isfile(os.path.join(out, name)):
-                os.replace(os.path.join(out, name), os.path.join(result_dir, name))
-        for key in ("onnx", "state_dict"):
-            if stage2.get(key):
-                stage2[key] = os.path.join(result_dir, os.path.basename(stage2[key]))
+    # an uncertified model is not the result: the loop stage kept it apart in OUTDIR/rejected/
+    result_dir = out if certified else os.path.join(out, "rejected")
     final_path = os.path.join(result_dir, "model.onnx")
     summary.update(status="certified" if certified else "not_certified", verdict=second.get("verdict",
                    "not_certified"), interrupted=interrupted, worst_residual=second.get("worst_residual"))
