@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,12 @@ _VERTEX_UPFRONT_FLOPS = 5e7
 #: rounding bound (and for a first-order backend's margins) the solver's accuracy cannot tell, and the
 #: fallback chain (other scalings, other backends) takes over
 _DECIDE_INFEASIBLE = 1e-5
+#: two high-accuracy solves with an optimal relative margin below this and no validated point end a criterion's
+#: fallback chain: the LMI sits on the boundary of feasibility (or beyond it)
+_MARGINAL_TAU = 1e-9
+#: a first-order backend's SDP goes to a high-accuracy backend early when its PSD order is at most this many
+#: times that backend's ``max_order_hint``
+_EARLY_ACCURATE_ORDER_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,9 @@ class LMIAttempt:
     decision: str = "undecided"
     scaling: str = "balanced"
     retry: bool = False
+    #: a validated-or-not dual (infeasibility) certificate, when one was checked
+    #: (:func:`certify.criteria.validate.validate_infeasibility`)
+    dual: Any = None
 
     @property
     def proved(self) -> bool:
@@ -209,11 +218,15 @@ class LMIAttempt:
                 "solver": None if o is None else o.solver,
                 "solver_status": None if o is None else o.raw_status,
                 "iterations": None if o is None else o.iterations,
-                "relative_margin": None if self.validation is None else self.validation.relative_margin}
+                "relative_margin": None if self.validation is None else self.validation.relative_margin,
+                "dual_certificate": None if self.dual is None else self.dual.to_dict()}
 
 
-def psd_form(sys: LureSystem, criterion: str) -> str:
-    """``"congruence"`` (``M ⪯ −τI`` directly, PSD order ``N``) when ``H = [A − I, B]`` is so sparse that
+def psd_form(sys: LureSystem, criterion: str, spec: _solvers.SolverSpec | None = None) -> str:
+    """``"congruence"`` (``M ⪯ −τI`` directly, PSD order ``N``) for an interior-point ``spec``, whose KKT system
+    holds a dense block of order ``k(k + 1)/2`` per PSD cone of order ``k`` (so the cost of an iteration
+    grows like ``k⁶``: the Schur form's extra ``n`` rows made Clarabel 5–6 times slower on loop LMIs);
+    otherwise (first-order backends, or ``spec`` not given) when ``H = [A − I, B]`` is so sparse that
     ``H'PH`` puts at most 4 times as many non-zeros into the cone data (``nnz(H)²``) as the Schur form's
     extra blocks ``PH``, ``H'P`` and ``−P`` (``2n·nnz(H) + n²``): LP-GRNNs, whose ``A`` is diagonal, and
     loops around them; else ``"schur"``
@@ -228,21 +241,39 @@ def psd_form(sys: LureSystem, criterion: str) -> str:
     ...                     D=np.zeros((8, 8)), K=np.ones(8)), "lure_postnikov")
     'congruence'
     """
+    if spec is not None and spec.interior_point:
+        return "congruence"
     nnz_h = int(np.count_nonzero(sys.A - np.eye(sys.n)) + np.count_nonzero(sys.B))
     n = sys.n
     return "congruence" if nnz_h * nnz_h <= 4 * (2 * n * nnz_h + n * n) else "schur"
 
 
-def psd_orders(sys: LureSystem, criterion: str) -> tuple[int, ...]:
+def psd_orders(sys: LureSystem, criterion: str, spec: _solvers.SolverSpec | None = None) -> tuple[int, ...]:
     """PSD cone orders of :func:`solve_lmi`'s SDP: ``N`` in the congruence form, ``N + n`` in the Schur form
-    (``N = n + m`` for circle, ``n + 2m`` otherwise; see :func:`psd_form`).
+    (``N = n + m`` for circle, ``n + 2m`` otherwise; see :func:`psd_form`, which depends on the backend).
 
     >>> psd_orders(LureSystem(A=[[0.5, 0.1], [0.2, 0.5]], B=[[1.0], [1.0]], C=[[1.0, 0.0]], D=[[0.0]],
     ...                       K=[1.0]), "popov")
     (4,)
     """
     N = sys.n + (sys.m if criterion == "circle" else 2 * sys.m)
-    return (N,) if psd_form(sys, criterion) == "congruence" else (N + sys.n,)
+    return (N,) if psd_form(sys, criterion, spec) == "congruence" else (N + sys.n,)
+
+
+def choose_lmi_solver(sys: LureSystem, criterion: str) -> _solvers.SolverSpec:
+    """Default backend for ``criterion``'s SDP on ``sys``: the first installed backend (registry order) whose
+    ``max_order_hint`` covers the PSD order of the form it would solve (:func:`psd_form`), else the one with
+    the largest hint.
+
+    >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> choose_lmi_solver(s, "circle").name
+    'clarabel'
+    """
+    for name in _solvers.available_solvers():
+        spec = _solvers.get_solver(name)
+        if sum(psd_orders(sys, criterion, spec)) <= spec.max_order_hint:
+            return spec
+    return _solvers.choose_solver(sum(psd_orders(sys, criterion)))
 
 
 def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, margin: float | None = None,
@@ -282,9 +313,9 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     t0 = time.perf_counter()
     st = lmi_structure(sys, criterion)
     n, m, N = sys.n, sys.m, st.N
-    form = form or psd_form(sys, criterion)
+    spec = _solvers.get_solver(solver) if solver else choose_lmi_solver(sys, criterion)
+    form = form or psd_form(sys, criterion, spec)
     orders = (N,) if form == "congruence" else (N + n,)
-    spec = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
     cap = spec.default_margin if margin is None else float(margin)
     a, b = scale_weights(st)
     n_vars = n * (n + 1) // 2 + m * len(st.multiplier_names) + 1
@@ -323,8 +354,9 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
         top = Q + XP + XP.T + tau * sp.eye(N)
         S = cp.bmat([[top, PH.T], [PH, -P]])
     norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
+    lmi_con = S << 0
     if spec.interior_point or retry:
-        cons = [S << 0, norm == 1.0]
+        cons = [lmi_con, norm == 1.0]
         if cap is not None:
             cons.append(tau <= cap)
         prob = cp.Problem(cp.Maximize(tau), cons)
@@ -333,7 +365,7 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
         # relative margin 1/s(P, t)), which a first-order method solves in tens of iterations; validation
         # needs 1/s above the rounding bound.  Its infeasibility is slow to detect, so the retry maximises τ
         # on the bounded, always feasible normalised problem instead.
-        cons = [S << 0, tau == 1.0]
+        cons = [lmi_con, tau == 1.0]
         prob = cp.Problem(cp.Minimize(0), cons)
     build = time.perf_counter() - t0
     out = _solvers.run(prob, spec, timeout=timeout, options=solver_options, retry=retry, psd_orders=orders,
@@ -342,8 +374,10 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     if out.has_point and P.value is not None and tau.value is not None:
         t_values: dict[str, Any] = {k: v.value for k, v in t.items()}  # a point: every variable has a value
         point = (P.value, t_values, float(tau.value))
+    # the congruence form's dual matrix is a candidate infeasibility certificate when τ* < 0 (theory §7.6)
+    dual = lmi_con.dual_value if form == "congruence" and (spec.interior_point or retry) else None
     return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
-                   dict(common, build_seconds=build))
+                   dict(common, build_seconds=build), dual=dual)
 
 
 def _time_left(t0: float, timeout: float | None) -> bool:
@@ -352,8 +386,12 @@ def _time_left(t0: float, timeout: float | None) -> bool:
 
 def _decide(sys: LureSystem, st: Any, criterion: str, spec: _solvers.SolverSpec, out: _solvers.SolveOutcome,
             point: tuple[np.ndarray, dict[str, np.ndarray], float] | None, polish: bool,
-            common: dict[str, Any]) -> LMIAttempt:
-    """Validate a backend's point (and, when it fails, its Riccati polish) and decide (theory §7.6, §7.9)."""
+            common: dict[str, Any], dual: Any = None) -> LMIAttempt:
+    """Validate a backend's point (and, when it fails, its Riccati polish) and decide (theory §7.6, §7.9).
+
+    When the point does not validate, the backend's optimal margin is negative and it returned the dual
+    matrix ``Y`` of the congruence-form constraint, ``Y`` is checked as an infeasibility certificate
+    (:func:`dual_certificate`); a validated one decides ``infeasible`` whatever the backend's accuracy."""
     if out.status == "infeasible":   # the backend's infeasibility certificate of M ⪯ −I (feasibility form)
         decided = spec.accuracy == "high"   # a first-order certificate is approximate: not a decision
         return LMIAttempt(criterion, None, out, None, message=f"{criterion} LMI: {spec.name} reports M ⪯ −I "
@@ -374,10 +412,18 @@ def _decide(sys: LureSystem, st: Any, criterion: str, spec: _solvers.SolverSpec,
             pval = validate_certificate(sys, pol)
             if pval.ok:
                 cert, val, polished = pol, pval, " after recomputing P for the solver's multipliers (Riccati polish)"
+    dual_res = None
+    if not val.ok and dual is not None and tau_v < 0:
+        dual_res = dual_certificate(sys, criterion, dual)
     validate_s = time.perf_counter() - tv
     if val.ok:
         decision = "proved"
         msg = f"{criterion} LMI certificate validated{polished} (relative margin {val.relative_margin:.2e})"
+    elif dual_res is not None and dual_res.ok:
+        decision = "infeasible"
+        msg = (f"{criterion} LMI infeasible, proved by a validated dual certificate (min eig Z = "
+               f"{dual_res.min_eig_Z:.2e} > rounding bound {dual_res.margin_Z:.1e}; {spec.name}'s optimal "
+               f"relative margin τ* = {tau_v:.2e})")
     elif out.status == "solved" and spec.accuracy == "high" and tau_v <= -_DECIDE_INFEASIBLE:
         decision = "infeasible"
         msg = (f"{criterion} LMI infeasible: {spec.name}'s optimal relative margin is "
@@ -387,7 +433,7 @@ def _decide(sys: LureSystem, st: Any, criterion: str, spec: _solvers.SolverSpec,
         msg = (f"{criterion} LMI: {spec.name} returned {out.raw_status} with τ = {tau_v:.2e} but validation "
                f"failed ({val.reason}): the solver could not decide")
     return LMIAttempt(criterion, cert, out, val, message=msg + ".", validate_seconds=validate_s, tau=tau_v,
-                      decision=decision, **common)
+                      decision=decision, dual=dual_res, **common)
 
 
 def _riccati_polish(sys: LureSystem, st: Any, cert: LMICertificate, tau: float) -> LMICertificate | None:
@@ -443,13 +489,36 @@ def infeasibility_certificate(sys: LureSystem, criterion: str, *, solver: str = 
     norm = a * cp.trace(P) + sum((b[k] * cp.sum(v) for k, v in t.items()), start=0.0)
     prob = cp.Problem(cp.Maximize(tau), [lmi, norm == 1.0, tau <= 1.0])
     _solvers.run(prob, _solvers.get_solver(solver), timeout=timeout)
-    Y = lmi.dual_value
-    if Y is None or not np.all(np.isfinite(Y)):
-        return None, validate_infeasibility(sys, criterion, np.zeros((N, 0)))
-    lam, V = np.linalg.eigh((np.asarray(Y) + np.asarray(Y).T) / 2.0)
-    keep = lam > 1e-12 * max(float(lam.max()), 0.0)
-    W = V[:, keep] * np.sqrt(lam[keep])[None, :]
-    return W, validate_infeasibility(sys, criterion, W)
+    W = _dual_factor(lmi.dual_value, N)
+    return W, validate_infeasibility(sys, criterion, np.zeros((N, 0)) if W is None else W)
+
+
+def _dual_factor(Y: Any, N: int) -> np.ndarray | None:
+    """``W`` with ``WW' ≈ Y`` from the PSD part of a backend's dual matrix (``None``: no usable dual)."""
+    if Y is None:
+        return None
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.shape != (N, N) or not np.all(np.isfinite(Y)):
+        return None
+    lam, V = np.linalg.eigh((Y + Y.T) / 2.0)
+    keep = lam > 1e-12 * max(float(lam.max(initial=0.0)), 0.0)
+    return V[:, keep] * np.sqrt(lam[keep])[None, :]
+
+
+def dual_certificate(sys: LureSystem, criterion: str, Y: Any) -> Any:
+    """Check a backend's dual matrix ``Y`` of the congruence-form constraint ``M(P, t) + τI ⪯ 0`` as a proof
+    that ``criterion``'s LMI is infeasible on ``sys``
+    (:func:`certify.criteria.validate.validate_infeasibility` on the factor of its PSD part).
+
+    >>> bad = LureSystem(A=[[0.5]], B=[[-2.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    >>> dual_certificate(bad, "circle", [[1.0, 0.9], [0.9, 0.81]]).ok
+    True
+    """
+    from certify.criteria.validate import validate_infeasibility
+
+    N = lmi_structure(sys, criterion).N
+    W = _dual_factor(Y, N)
+    return validate_infeasibility(sys, criterion, np.zeros((N, 0)) if W is None else W)
 
 
 def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
@@ -513,33 +582,46 @@ def _unbalance(cert: LMICertificate, T: np.ndarray, S: np.ndarray) -> LMICertifi
 def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: float | None,
                  left: Any, options: Mapping[str, Any] | None, fallback: bool) -> list[LMIAttempt]:
     """Try ``crit`` until a certificate validates or the LMI is decided infeasible: the chosen backend,
+    a high-accuracy backend early when the chosen one is first-order and the SDP is of moderate size,
     the state-scaled system, the same backend with its retry options (another internal scaling or tighter
     tolerances), the Lyapunov-preconditioned system (certificates mapped back and validated on ``sys``),
-    then every other installed backend.  ``left()`` gives the remaining time budget (None: unlimited)."""
-    orders = psd_orders(sys, crit)
-    first = _solvers.get_solver(solver) if solver else _solvers.choose_solver(sum(orders))
+    then every other installed backend.  ``left()`` gives the remaining time budget (None: unlimited).
+
+    The chain stops as soon as the question is answered: a validated certificate; a validated dual
+    (infeasibility) certificate, checked whenever a high-accuracy backend solves to a negative optimal
+    margin τ* (feasibility is invariant under the preconditioners, so a dual on a preconditioned system
+    decides for ``sys``); or two high-accuracy solves whose τ* is below 1e-9 (the LMI sits on the boundary
+    of feasibility: other scalings and less accurate backends cannot create margin that is not there)."""
+    first = _solvers.get_solver(solver) if solver else choose_lmi_solver(sys, crit)
     # very near the unit circle (c ≥ 10, 1 − ρ ≤ 0.01) the state-scaled system goes first (cheaper on average
     # than a failed plain try); otherwise it is the second scaling tried
     pc0 = Preconditioner.state_scale(sys)
     near = pc0 is not None and 1.0 / float(pc0.R[0, 0]) >= 10.0
-    plan: list[tuple[_solvers.SolverSpec, bool, str]] = [(first, False, "state_scale" if near else "")]
+    p0, p1 = ("state_scale", "") if near else ("", "state_scale")
+    plan: list[tuple[_solvers.SolverSpec, bool, str]] = [(first, False, p0)]
     if fallback:
-        plan += [(first, False, "" if near else "state_scale"), (first, True, ""), (first, False, "lyapunov")]
-        for other in _solvers.fallback_solvers(first):
-            plan += [(other, False, "state_scale" if near else ""), (other, False, "" if near else "state_scale")]
+        others = list(_solvers.fallback_solvers(first))
+        early = [o for o in others if first.accuracy != "high" and o.accuracy == "high"
+                 and sum(psd_orders(sys, crit, o)) <= _EARLY_ACCURATE_ORDER_FACTOR * o.max_order_hint][:1]
+        plan += [(o, False, p0) for o in early]
+        plan += [(first, False, p1), (first, True, ""), (first, False, "lyapunov")]
+        for other in others:
+            plan += [(other, False, p) for p in (p0, p1) if (other, False, p) not in plan]
     out: list[LMIAttempt] = []
     pc: Preconditioner | None = None
     for spec, retry, precond in plan:
         budget = left()
         if budget is not None and budget <= 0:
             break
-        # a high-accuracy backend that *solved* the problem with τ* < 0 in both scalings has answered: the
+        # a high-accuracy backend that *solved* the problem with τ* ≤ 1e-9 in both scalings has answered: the
         # retry options, the Lyapunov scaling and less accurate backends exist for numerical failures
-        solved_neg = [a for a in out if a.outcome is not None and a.outcome.status == "solved"
-                      and a.tau is not None and a.tau < 0 and _solvers.get_solver(a.outcome.solver).accuracy == "high"]
-        if (retry or precond == "lyapunov" or spec is not first) and len(solved_neg) >= (2 if pc0 else 1):
+        answered = [a for a in out if a.outcome is not None and a.outcome.status == "solved" and a.tau is not None
+                    and a.tau < _MARGINAL_TAU and _solvers.get_solver(a.outcome.solver).accuracy == "high"]
+        if (retry or precond == "lyapunov" or spec is not first or precond == p1) and \
+                len(answered) >= (2 if pc0 else 1):
             break
         target = sys
+        pc = None
         if precond:
             pc = getattr(Preconditioner, precond)(sys)
             if pc is None:
@@ -547,7 +629,11 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
             target = pc.apply(sys)
         att = solve_lmi(target, crit, solver=spec.name, margin=margin if spec is first else None,
                         timeout=budget, solver_options=options if spec is first else None, retry=retry)
-        if precond and pc is not None:
+        if att.decision == "undecided" and att.dual is None and spec.accuracy == "high" and att.tau is not None \
+                and att.tau < 0 and att.outcome is not None and att.outcome.status == "solved" \
+                and (budget is None or budget > 0):
+            att = _with_dual(target, att, spec.name, left())
+        if pc is not None:
             scaling = "balanced+" + precond
             if att.certificate is not None:
                 cert = pc.invert(att.certificate)
@@ -556,15 +642,30 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
                 msg = att.message if val.ok == att.proved else (
                     f"{att.message} Mapped back to the balanced coordinates: "
                     + ("validated." if val.ok else f"validation failed ({val.reason})."))
-                att = LMIAttempt(att.criterion, cert, att.outcome, val, att.order, att.n_variables,
-                                 att.build_seconds, msg, att.validate_seconds, att.tau, dec, scaling, retry)
+                att = replace(att, certificate=cert, validation=val, message=msg, decision=dec, scaling=scaling,
+                              retry=retry)
             else:
-                att = LMIAttempt(att.criterion, None, att.outcome, None, att.order, att.n_variables,
-                                 att.build_seconds, att.message, 0.0, att.tau, att.decision, scaling, retry)
+                att = replace(att, validation=None, validate_seconds=0.0, scaling=scaling, retry=retry)
         out.append(att)
         if att.decision in ("proved", "infeasible"):
             break
     return out
+
+
+def _with_dual(target: LureSystem, att: LMIAttempt, solver: str, budget: float | None) -> LMIAttempt:
+    """``att`` with a dual certificate from a congruence-form max-margin solve (:func:`infeasibility_certificate`)
+    checked; ``decision`` becomes ``infeasible`` when it validates."""
+    t = time.perf_counter()
+    try:
+        _, res = infeasibility_certificate(target, att.criterion, solver=solver, timeout=budget)
+    except Exception:  # noqa: BLE001 - a failing extra solve leaves the attempt undecided, as it was
+        return att
+    secs = att.validate_seconds + time.perf_counter() - t
+    if not res.ok:
+        return replace(att, dual=res, validate_seconds=secs)
+    msg = (f"{att.criterion} LMI infeasible, proved by a validated dual certificate (min eig Z = {res.min_eig_Z:.2e} "
+           f"> rounding bound {res.margin_Z:.1e}; {solver}'s optimal relative margin τ* = {att.tau:.2e}).")
+    return replace(att, dual=res, validate_seconds=secs, decision="infeasible", message=msg)
 
 
 def _not_proved(name: str, prop: Property, criterion: str, msg: str, t0: float, q: dict[str, Any],
@@ -739,14 +840,14 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
         q["vertex_check"] = _vertex_quantities(vc)
     last = proved or (max(attempts, key=lambda a: -np.inf if a.tau is None else a.tau) if attempts else None)
     if last is None:
-        spec_name = solver or _solvers.choose_solver(sum(psd_orders(sys, label))).name
+        spec_name = solver or choose_lmi_solver(sys, label).name
         why = "the time budget was exhausted before the first solve" if out_of_time else "no solve was run"
         return _not_proved(name, prop, label, f"LMI not solved: {why}.", t0, q, solver=spec_name)
     q["lmi_order"] = last.order
     q["variables"] = last.n_variables
     q["criterion_proved"] = None if proved is None else proved.criterion
     val = last.validation
-    default_name = solver or _solvers.choose_solver(sum(psd_orders(sys, last.criterion))).name
+    default_name = solver or choose_lmi_solver(sys, last.criterion).name
     common: dict[str, Any] = dict(criterion=last.criterion,
                                   solver=last.outcome.solver if last.outcome is not None else default_name,
                                   solver_status=None if last.outcome is None else last.outcome.raw_status,
