@@ -14,6 +14,8 @@ Elman/LP-GRNN/SS-NN/one-step affine cells with the contraction residuals
 anchored LMI penalty of :mod:`certify.train.lmi_penalty`, epochs selected by a validated LMI certificate,
 judged by ``check --method lmi``; ``loop`` (``--plant``/``--loop``) — affine cells only, the closed loop's
 anchored LMI penalty of :mod:`certify.train.loop_penalty`, judged by ``check --plant/--loop``.
+``--into`` with ``--plant``/``--loop``: two stages in one run (:func:`_run_into_loop`): the distillation into an
+affine student (``OUTDIR/student/``), then ``--target loop`` on the student (``OUTDIR``).
 Which architectures are supported, and which of them are gated, is read from the layer-kind registry
 (:mod:`certify.networks.kinds`).
 """
@@ -44,12 +46,14 @@ TARGETS = ("diss", "iss", "lmi", "loop")
 EXIT_CODES = """exit codes:
   0    certified      the written model is certified by the checker (preserve: and within --max-fit-drop)
   1    not_certified  no certified model, or (preserve) only one that loses more than --max-fit-drop
-                      FIT points: it is kept in OUTDIR/rejected/, not written as the result
+                      FIT points: it is kept in OUTDIR/rejected/, not written as the result; --into with
+                      --plant/--loop: also when the distillation gives no usable student (the loop stage
+                      does not run) or the loop is not certified (the model is kept in OUTDIR/rejected/)
   2    usage error    bad command line
   3    invalid_input  the model, data, options or checkpoint cannot be used
   5    internal_error a bug in certify
   130  interrupted    Ctrl-C (SIGINT): the best certified model so far and retrain.json are in OUTDIR;
-                      continue with --resume (preserve)"""
+                      continue with --resume (preserve, and --into with --plant/--loop)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -65,18 +69,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="npz with u (T, m), y (T, p) [u_val, y_val, u_test, y_test] (docs/retrain.md)")
     parser.add_argument("-o", "--output", required=True,
                         help="output folder: model.onnx, model.pt (+ sidecar), report.json, retrain.json, "
-                             "checkpoint.pt")
+                             "checkpoint.pt; --into with --plant/--loop: the distilled student in OUTDIR/student/")
     parser.add_argument("--target", choices=TARGETS, default=None,
                         help="property to enforce: diss/iss (closed-form residuals of the network), lmi (the "
                              "network's LMI), loop (the closed loop's LMI with --plant or --loop, judged by "
                              "`certify check MODEL --plant/--loop`); lmi and loop: affine cells only (Elman, "
-                             "LP-GRNN, SS-NN, one-step cell graphs) and always the penalty strategy. Default: "
-                             "loop when --plant or --loop is given, else diss")
+                             "LP-GRNN, SS-NN, one-step cell graphs; loop: a GRU/LSTM too with --into, which "
+                             "distils it first) and always the penalty strategy. Default: loop when --plant or "
+                             "--loop is given, else diss")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--plant", metavar="NAME", default=None,
-                       help="--target loop: close the loop around this built-in plant (`certify plants`)")
+                       help="--target loop: close the loop around this built-in plant (`certify plants`); with "
+                            "--into, around the distilled student")
     where.add_argument("--loop", metavar="FILE", default=None,
-                       help="--target loop: close the loop a loop file describes (docs/loops.md)")
+                       help="--target loop: close the loop a loop file describes (docs/loops.md); with --into, "
+                            "around the distilled student")
     parser.add_argument("--strategy", choices=("preserve", "penalty"), default="preserve",
                         help="preserve: project the trained weights onto the certified set, then fine-tune "
                              "inside it with distillation from the original model; penalty: train with a "
@@ -99,11 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "it); 0: the boundary track only (default: 1e-4, with --into 0)")
     parser.add_argument("--resume", action="store_true",
                         help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
-                             "(same MODEL and DATA; raise --epochs to train longer)")
+                             "(same MODEL and DATA; raise --epochs to train longer); --into with --plant/--loop: "
+                             "continue the distillation from OUTDIR/student/checkpoint.pt, then rerun the loop stage")
     parser.add_argument("--into", choices=("lpgrnn", "grssnn"), default=None,
                         help="preserve: distil MODEL into a new network of this architecture (an LP-GRNN with a "
                              "linear bypass, or a gR-SS-NN; linear part from least squares on DATA) until it "
-                             "certifies; written as a one-step cell graph")
+                             "certifies (δISS); written as a one-step cell graph. With --plant/--loop, the same run "
+                             "then retrains the student for the loop (--target loop on it): the distilled student "
+                             "goes to OUTDIR/student/, the loop-certified model to OUTDIR")
     parser.add_argument("--hidden", type=int, default=None,
                         help="--into: LP-GRNN states / gR-SS-NN neurons (default: MODEL's hidden size, else 8)")
     parser.add_argument("--penalty-weight", type=float, default=0.1,
