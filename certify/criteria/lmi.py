@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from certify.criteria.reductions import Balancing, Preconditioner, balance_lure  # noqa: F401 - re-exported
 from certify.criteria.validate import (
     CRITERIA,
     LMICertificate,
@@ -115,65 +116,6 @@ def vertex_check(sys: LureSystem, *, max_exhaustive: int = 10, n_random: int = 6
     detail = (f"{what} vertex gains checked; max spectral radius {worst:.6g}"
               + ("" if ok else f" at slopes K on channels {list(worst_v)[:20]} (0 elsewhere)"))
     return VertexCheck(bool(ok), len(ids), exhaustive, float(worst), worst_v, detail, marginal)
-
-
-@dataclass(frozen=True, eq=False)
-class Preconditioner:
-    """State transformation ``x̃ = R x`` (apply) and its inverse on certificates (``P = R'P̃R``).
-
-    ``lyapunov``: ``R`` is the Cholesky factor of ``X = A'XA + I`` (Lyapunov equation of the all-slopes-0
-    system), so that ``‖R A R⁻¹‖₂ < 1``: the linear part becomes a strict contraction, which conditions the
-    SDP when poles sit next to 1 (fast sampling).  The multipliers do not change (channels are not touched).
-
-    >>> s = LureSystem(A=[[0.999, 0.01], [0.0, 0.998]], B=[[0.0], [0.01]], C=[[1.0, 0.0]], D=[[0.0]], K=[1.0])
-    >>> pc = Preconditioner.lyapunov(s)
-    >>> bool(np.linalg.norm(pc.apply(s).A, 2) < 1.0)
-    True
-    """
-
-    name: str
-    R: np.ndarray
-
-    @classmethod
-    def state_scale(cls, sys: LureSystem) -> Preconditioner | None:
-        """``x = c x̃`` with ``c = (1 − ρ(A))^{-1/2}`` (clipped to [1, 1e3]): near the unit circle the
-        x-block of ``M`` is ``O(1 − ρ)`` while the channel blocks are ``O(1)``; the scaling rebalances the
-        normalisation ``s(P, t) = 1`` between ``P`` and the multipliers.  ``None`` when ``c < 3``.
-
-        >>> s = LureSystem(A=[[0.9999]], B=[[1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
-        >>> round(float(1 / Preconditioner.state_scale(s).R[0, 0]))
-        100
-        """
-        if sys.n == 0:
-            return None
-        rho = float(np.max(np.abs(np.linalg.eigvals(sys.A))))
-        if not rho < 1.0:
-            return None
-        c = float(np.clip((1.0 - rho) ** -0.5, 1.0, 1e3))
-        return None if c < 3.0 else cls("state_scale", np.eye(sys.n) / c)
-
-    @classmethod
-    def lyapunov(cls, sys: LureSystem) -> Preconditioner | None:
-        from scipy.linalg import cholesky, solve_discrete_lyapunov
-
-        if sys.n == 0 or float(np.max(np.abs(np.linalg.eigvals(sys.A)))) >= 1.0:
-            return None
-        try:
-            X = solve_discrete_lyapunov(sys.A.T, np.eye(sys.n))
-            R = cholesky((X + X.T) / 2.0, lower=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
-        if not np.all(np.isfinite(R)):
-            return None
-        return cls("lyapunov", R)
-
-    def apply(self, sys: LureSystem) -> LureSystem:
-        Ri = np.linalg.inv(self.R)
-        return LureSystem(self.R @ sys.A @ Ri, self.R @ sys.B, sys.C @ Ri, sys.D, sys.K, sys.odd)
-
-    def invert(self, cert: LMICertificate) -> LMICertificate:
-        P = self.R.T @ cert.P @ self.R
-        return LMICertificate(cert.criterion, (P + P.T) / 2.0, dict(cert.multipliers))
 
 
 @dataclass(frozen=True)
@@ -547,38 +489,6 @@ def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
     return sys, normed, info
 
 
-def balance_lure(sys: LureSystem) -> tuple[LureSystem, np.ndarray, np.ndarray]:
-    """Diagonal state and channel scaling that balances ``[[A, B], [C, D]]`` (powers of two, exact).
-
-    With ``x = T x̃``, ``p = S p̃``, ``q = S q̃`` the system becomes ``Ã = T⁻¹AT``, ``B̃ = T⁻¹BS``,
-    ``C̃ = S⁻¹CT``, ``D̃ = S⁻¹DS`` and ``p̃_i = ψ_i(s_i q̃_i)/s_i``, which has the same slope interval
-    [0, K_i] (and is odd iff ψ_i is).  It is the same dynamical system in other coordinates, so a
-    certificate validated for it proves the original; it only helps the solvers when plant, network
-    and controller signals have very different units (the boiler loop mixes kg/cm², MW and valve positions).
-
-    >>> s = LureSystem(A=[[0.5, 100.0], [0.0, 0.5]], B=[[1.0], [0.0]], C=[[0.0, 1.0]], D=[[0.0]], K=[1.0])
-    >>> b, T, S = balance_lure(s)
-    >>> bool(np.allclose(np.linalg.eigvals(b.A), np.linalg.eigvals(s.A)))
-    True
-    """
-    from scipy.linalg import matrix_balance
-
-    n = sys.n
-    M = np.block([[np.abs(sys.A), np.abs(sys.B)], [np.abs(sys.C), np.abs(sys.D)]])
-    _, (d, _) = matrix_balance(M, permute=False, separate=True)
-    T, S = d[:n], d[n:]
-    out = LureSystem(A=sys.A * T[None, :] / T[:, None], B=sys.B * S[None, :] / T[:, None],
-                     C=sys.C * T[None, :] / S[:, None], D=sys.D * S[None, :] / S[:, None], K=sys.K, odd=sys.odd)
-    return out, T, S
-
-
-def _unbalance(cert: LMICertificate, T: np.ndarray, S: np.ndarray) -> LMICertificate:
-    """Certificate of the balanced system (``x = T x̃``, ``p = S p̃``) in the unbalanced coordinates:
-    ``P = T⁻¹P̃T⁻¹`` and every multiplier divided by ``S²`` (exact: powers of two)."""
-    P = cert.P / T[:, None] / T[None, :]
-    return LMICertificate(cert.criterion, P, {k: np.asarray(v) / S**2 for k, v in cert.multipliers.items()})
-
-
 def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: float | None,
                  left: Any, options: Mapping[str, Any] | None, fallback: bool) -> list[LMIAttempt]:
     """Try ``crit`` until a certificate validates or the LMI is decided infeasible: the chosen backend,
@@ -786,10 +696,11 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
     sys0, normed, info = lure_system(form, eq)
     q.update(info)
     sys = sys0
-    T_bal = S_bal = None
-    if sys.n and sys.m:
-        sys, T_bal, S_bal = balance_lure(sys0)
-        q["balancing"] = {"state_scales": T_bal.tolist(), "channel_scales": S_bal.tolist()}
+    bal: Balancing | None = None
+    if sys.n and sys.m:   # the reduction spine: balancing here, preconditioners per attempt (_solve_chain)
+        bal = Balancing.of(sys0)
+        sys = bal.apply(sys0)
+        q["balancing"] = {"state_scales": bal.T.tolist(), "channel_scales": bal.S.tolist()}
     q.update({"n": sys.n, "m": sys.m, "odd": sys.odd})
     # --- well-posedness (theory §2) ---------------------------------------------------------------
     tp = time.perf_counter()
@@ -869,9 +780,8 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
                f"relative margin {val.relative_margin:.2e}): the equilibrium is globally asymptotically stable "
                "(hence unique) for every slope-restricted nonlinearity in the declared class; " + scope + via)
         export_sys, export_cert, export_val = sys, proved.certificate, val
-        if T_bal is not None and proved.certificate is not None:
-            assert S_bal is not None  # balanced together with T_bal
-            unbalanced = _unbalance(proved.certificate, T_bal, S_bal)
+        if bal is not None and proved.certificate is not None:
+            unbalanced = bal.invert(proved.certificate)
             orig = validate_certificate(sys0, unbalanced)
             q["validation_unbalanced"] = orig.to_dict()
             if orig.ok:  # export in the system's own coordinates when the certificate also holds there
