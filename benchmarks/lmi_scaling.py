@@ -18,8 +18,11 @@ One row per (kind, hidden size, criterion, solver):
   iterations, and the float64 validation (with the Riccati polish when it runs), summed over the attempts of
   the fallback chain; ``vertex``: the vertex pre-check (up front only while cheap); ``total``: the whole
   ``check_lmi`` call (wall); ``cpu``: its process CPU seconds (the figure to compare on a shared machine);
-* ``eig30``: 30 dense ``eigvalsh`` of a matrix of the LMI's PSD order (the practical floor of a first-order
-  SDP solve) and ``ratio`` = cpu / eig30;
+* ``eig30``: 30 dense eigendecompositions (``eigh``: values and vectors, what a projection onto the PSD cone
+  needs; about 3× ``eigvalsh``) of a matrix of the LMI's PSD order (the practical floor of a first-order SDP
+  solve) and ``ratio`` = cpu / eig30;
+* ``it/eig``: seconds per solver iteration ÷ one such eigendecomposition (how close each iteration is to the
+  floor; the rest of ``ratio`` is the number of iterations);
 * ``peakMB``: Python-side peak allocation during the check (tracemalloc; native solver memory not included);
 * ``plain``: the same criterion written as a user would (congruence form ``G'PG − E'PE + …`` with ``P ⪰ I``,
   ``M ⪯ −1e-6 I``, default SCS/Clarabel settings), validated with the same float64 check: its CPU seconds,
@@ -112,9 +115,10 @@ def plain_cvxpy(sys, criterion: str, solver: str) -> tuple[float, bool]:
 def eig_floor(order: int, reps: int = 30) -> float:
     X = np.random.default_rng(0).normal(size=(order, order))
     X = X + X.T
+    np.linalg.eigh(X)   # warm-up (LAPACK workspace, page faults)
     t0 = time.process_time()
     for _ in range(reps):
-        np.linalg.eigvalsh(X)
+        np.linalg.eigh(X)
     return time.process_time() - t0
 
 
@@ -141,7 +145,8 @@ def row(kind: str, h: int, form, crit: str, solver: str, plain_max: int, timeout
     return (f"{kind:>6} {h:>6} {form.n:>5} {form.m:>5} {str(r.criterion):>14} {str(r.solver):>8} {order:>6} "
             f"{sm('seconds_build'):>6.2f} {sm('seconds_compile'):>6.2f} {sm('seconds_solve'):>7.2f} "
             f"{sm('seconds_validate'):>6.2f} {float(r.quantities.get('seconds_vertex_check', 0.0)):>6.2f} "
-            f"{total:>7.2f} {cpu:>7.2f} {iters:>6} {e30:>6.2f} {cpu / e30:>6.1f} {peak:>6.0f} "
+            f"{total:>7.2f} {cpu:>7.2f} {iters:>6} {e30:>6.2f} {cpu / e30:>6.1f} "
+            f"{(sm('seconds_solve') / max(iters, 1)) / (e30 / 30):>6.1f} {peak:>6.0f} "
             f"{r.status.value:>10} {'-' if rel is None else format(rel, '.1e'):>9} {plain:>18}")
 
 
@@ -158,7 +163,7 @@ def main() -> None:
     check_lmi(from_network(random_lpgrnn(4)), criterion="circle", solver="scs")   # warm-up: lazy imports
     print(f"{'kind':>6} {'hidden':>6} {'n':>5} {'m':>5} {'criterion':>14} {'solver':>8} {'order':>6} {'build':>6} "
           f"{'setup':>6} {'solve':>7} {'valid.':>6} {'vertex':>6} {'total':>7} {'cpu':>7} {'iters':>6} {'eig30':>6} "
-          f"{'ratio':>6} {'peakMB':>6} {'status':>10} {'relmargin':>9} {'plain s/ok/ratio':>18}", flush=True)
+          f"{'ratio':>6} {'it/eig':>6} {'peakMB':>6} {'status':>10} {'relmargin':>9} {'plain s/ok/ratio':>18}", flush=True)
     for h in args.loop_sizes:
         form = random_loop(h)
         for crit in args.loop_criteria:

@@ -54,6 +54,8 @@ _MARGINAL_TAU = 1e-9
 #: a first-order backend's SDP goes to a high-accuracy backend early when its PSD order is at most this many
 #: times that backend's ``max_order_hint``
 _EARLY_ACCURATE_ORDER_FACTOR = 2
+#: SCS's first try uses its indirect (conjugate-gradient) linear solver from this many non-zeros in the conic data
+_INDIRECT_NNZ = 100_000
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,10 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
                                cap=None if cap is None or cap >= 1.0 else cap)
         build = time.perf_counter() - t0
         opts = dict(spec.retry_options if retry else spec.options)
+        if not retry and data.A.nnz >= _INDIRECT_NNZ and _scs_indirect_available():
+            # large conic data: conjugate gradients instead of factoring the KKT matrix (SCS's setup was 11 % of
+            # a loop LMI at hidden 256, and the indirect solve is 15–25 % faster in all); the retry factors
+            opts["linear_solver"] = "cpu_indirect"
         opts.update(solver_options or {})
         out, x = run_scs(data, opts, timeout=timeout)
         point = None if x is None else data.unpack(x)
@@ -320,6 +326,15 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
     dual = lmi_con.dual_value if form == "congruence" and (spec.interior_point or retry) else None
     return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
                    dict(common, build_seconds=build), dual=dual)
+
+
+def _scs_indirect_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("scs._scs_indirect") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _time_left(t0: float, timeout: float | None) -> bool:
