@@ -128,3 +128,34 @@ def test_interior_point_backends_get_the_congruence_form():
     r = check_lmi(_form(np.asarray(s.A), -np.asarray(s.B), np.asarray(s.C), 1e-3), criterion="popov",
                   solver="clarabel")
     assert r.quantities["criteria_tried"][0]["order"] == 14
+
+
+def test_scs_indirect_first_try_on_large_data_still_validates(monkeypatch):
+    import certify.criteria.lmi as lmi
+
+    if not lmi._scs_indirect_available():
+        pytest.skip("this SCS build has no indirect linear solver")
+    monkeypatch.setattr(lmi, "_INDIRECT_NNZ", 0)    # treat every problem as large
+    A, B, C = _discrete(CASES["chain2_Ts1e-2"][0], 1e-2)
+    s = _lure(A, B, C, 0.3 * _vertex_limit(A, B, C))
+    att = lmi.solve_lmi(s, "popov", solver="scs")
+    assert att.outcome is not None and att.outcome.options.get("linear_solver") == "cpu_indirect"
+    if att.proved:   # a proposal like any other: only the float64 validation decides
+        assert att.validation is not None and att.validation.ok
+    ref = lmi.solve_lmi(s, "popov", solver="clarabel")
+    assert ref.proved   # the LMI is feasible here (an independent backend)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), frac=st.floats(0.05, 1.0))
+def test_a_criterion_never_certifies_less_than_one_it_contains(seed, frac):
+    # circle ⊂ popov ⊂ Luré–Postnikov (theory §7.4): on the same system, proved by a weaker one ⇒ proved by a
+    # stronger one (through its own SDP or by falling back to the contained criterion)
+    rng = np.random.default_rng(seed)
+    n, m = 3, 2
+    A = rng.normal(size=(n, n))
+    A *= rng.uniform(0.2, 0.95) / np.abs(np.linalg.eigvals(A)).max()
+    B, C = rng.normal(size=(n, m)), rng.normal(size=(m, n))
+    alpha = frac * _vertex_limit(A, B, C, hi=1e3)
+    got = {c: check_lmi(_form(A, B, C, alpha), criterion=c).proved for c in ("circle", "popov", "lure_postnikov")}
+    assert got["popov"] >= got["circle"] and got["lure_postnikov"] >= got["popov"], got

@@ -656,8 +656,9 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
         The system (biases and constant inputs allowed; ``w`` is the constant input, default 0).
     criterion : {"auto", "circle", "popov", "lure_postnikov"}
         ``auto`` tries circle, popov, then the Luré–Postnikov (Kim-type) LMI (by cost; each contains the
-        previous one) and stops at the first validated certificate.  A named criterion whose SDP cannot be
-        decided falls back to the criteria it contains, whose certificates prove the same property
+        previous one) and stops at the first validated certificate.  A named criterion whose SDP is not
+        proved infeasible by a validated dual certificate falls back to the criteria it contains, whose
+        certificates prove the same property, so it never certifies less than they do
         (``criterion`` of the result says which one proved it).
     solver : str or None
         Backend name (see :func:`certify.sdp.solvers.available_solvers`); default by size.
@@ -748,8 +749,11 @@ def check_lmi(form: Any, *, criterion: str = "auto", solver: str | None = None, 
         if chain and chain[-1].proved:
             proved = chain[-1]
             break
-        if criterion != "auto" and (not chain or chain[-1].decision != "infeasible"):
-            # undecided: a contained criterion's certificate proves the same property (theory §7.4)
+        proved_infeasible = bool(chain) and chain[-1].decision == "infeasible" and chain[-1].dual is not None \
+            and chain[-1].dual.ok
+        if criterion != "auto" and not proved_infeasible:
+            # undecided, or infeasible only by the backend's margin: a contained criterion's certificate
+            # proves the same property (theory §7.4), so the named criterion never certifies less than it
             for sub in _CONTAINED[crit]:
                 chain = _solve_chain(sys, sub, solver=solver, margin=margin, left=left, options=solver_options,
                                      fallback=True)
