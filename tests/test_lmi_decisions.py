@@ -159,3 +159,17 @@ def test_a_criterion_never_certifies_less_than_one_it_contains(seed, frac):
     alpha = frac * _vertex_limit(A, B, C, hi=1e3)
     got = {c: check_lmi(_form(A, B, C, alpha), criterion=c).proved for c in ("circle", "popov", "lure_postnikov")}
     assert got["popov"] >= got["circle"] and got["lure_postnikov"] >= got["popov"], got
+
+
+def test_first_order_max_margin_dual_is_checked_like_any_other():
+    # SCS's retry maximises τ; its dual matrix, when τ* < 0, goes through the same float64 check
+    from certify.criteria.lmi import solve_lmi
+
+    A, B, C = _discrete(CASES["chain2_Ts1e-2"][0], 1e-2)
+    s = _lure(A, B, C, 3.0 * _vertex_limit(A, B, C))     # a destabilising vertex gain: no certificate exists
+    att = solve_lmi(s, "circle", solver="scs", retry=True, form="congruence")
+    assert not att.proved
+    assert att.dual is not None and att.dual.ok and att.decision == "infeasible"
+    good = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])   # circle-feasible (τ* > 0)
+    att = solve_lmi(good, "circle", solver="scs", retry=True, form="congruence")
+    assert att.decision == "proved" and (att.dual is None or not att.dual.ok)

@@ -279,10 +279,12 @@ def solve_lmi(sys: LureSystem, criterion: str, *, solver: str | None = None, mar
             # a loop LMI at hidden 256, and the indirect solve is 15–25 % faster in all); the retry factors
             opts["linear_solver"] = "cpu_indirect"
         opts.update(solver_options or {})
-        out, x = run_scs(data, opts, timeout=timeout)
+        out, x, y = run_scs(data, opts, timeout=timeout)
         point = None if x is None else data.unpack(x)
+        # the max-margin problem's dual (congruence form) is a candidate infeasibility certificate when τ* < 0
+        dual = data.psd_dual(y) if y is not None and retry and form == "congruence" else None
         return _decide(sys, st, criterion, spec, out, point, polish and _time_left(t0, timeout),
-                       dict(common, build_seconds=build))
+                       dict(common, build_seconds=build), dual=dual)
     P = cp.Variable((n, n), symmetric=True)
     tau = cp.Variable()
     t = {name: cp.Variable(m, nonneg=True) for name in st.multiplier_names} if m else {}

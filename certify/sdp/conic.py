@@ -62,6 +62,12 @@ class LMIConicData:
         tau = float(x[-1]) if self.objective == "max_margin" else 1.0
         return P, mult, tau
 
+    def psd_dual(self, y: np.ndarray) -> np.ndarray:
+        """The PSD cone's block of an SCS dual vector ``y`` as a symmetric matrix (``⪰ 0`` up to SCS's accuracy);
+        in the congruence form it is the dual matrix of ``M(P, t) + τI ⪯ 0``."""
+        k = self.order * (self.order + 1) // 2
+        return unsvec_lower(np.asarray(y, dtype=np.float64)[-k:], self.order)
+
 
 def _pos(r: np.ndarray, c: np.ndarray, N: int) -> np.ndarray:
     """Position of lower-triangle entry ``(r, c)``, ``r ≥ c``, in column-major order."""
@@ -218,15 +224,16 @@ _SCS_STATUS = {1: ("optimal", "solved"), 2: ("optimal_inaccurate", "inaccurate")
 
 
 def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | None = None
-            ) -> tuple[Any, np.ndarray | None]:
+            ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """Solve ``data`` with SCS's own Python interface; never raises for a backend failure.
 
     Returns the :class:`certify.sdp.solvers.SolveOutcome` (``compile_seconds`` is SCS's setup: data
-    normalisation and the factorisation) and the primal vector (``None`` without a finite point).
+    normalisation and the factorisation), the primal vector and the dual vector (each ``None`` without a
+    finite solved point).
 
     >>> d = build_lmi_conic(np.array([[-0.5, -1.0]]), np.array([[1.0, 0.0]]),
     ...                     [("T", np.array([[0.0, 1.0]]), np.array([[1.0, -1.0]]))], ["T"])
-    >>> out, x = run_scs(d, {"eps_abs": 1e-6, "eps_rel": 1e-6})
+    >>> out, x, _ = run_scs(d, {"eps_abs": 1e-6, "eps_rel": 1e-6})
     >>> S = -unsvec_lower(d.b[1:] - d.A[1:] @ x, 2)          # M(P, t) + I, asked to be ⪯ 0
     >>> out.status, bool(np.linalg.eigvalsh(S).max() < 1e-5), d.unpack(x)[2]
     ('solved', True, 1.0)
@@ -239,7 +246,7 @@ def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | 
     if timeout is not None:
         if timeout <= 0:
             return SolveOutcome("scs", "undecided", "time_limit", 0.0, 0.0, None,
-                                "scs: the time budget is exhausted before the solve started.", opts), None
+                                "scs: the time budget is exhausted before the solve started.", opts), None, None
         opts["time_limit_secs"] = float(timeout)
     t0 = time.perf_counter()
     try:
@@ -250,7 +257,7 @@ def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | 
         sol = solver.solve()
     except Exception as exc:  # noqa: BLE001 - a crashing backend must not crash the check
         return SolveOutcome("scs", "undecided", "exception", time.perf_counter() - t0, 0.0, None,
-                            f"scs raised {type(exc).__name__}: {exc}", opts), None
+                            f"scs raised {type(exc).__name__}: {exc}", opts), None, None
     t2 = time.perf_counter()
     info = sol.get("info", {})
     raw, status = _SCS_STATUS.get(int(info.get("status_val", -3)), ("solver_error", "undecided"))
@@ -260,5 +267,7 @@ def run_scs(data: LMIConicData, options: Mapping[str, Any], *, timeout: float | 
         status, x = "undecided", None
     msg = "" if status != "undecided" else f"scs returned status {info.get('status')!r}: the solver could not decide"
     iters = info.get("iter")
+    y = np.asarray(sol.get("y"), dtype=np.float64)
+    ok = status in ("solved", "inaccurate")
     return (SolveOutcome("scs", status, raw, t1 - t0, t2 - t1, None if iters is None else int(iters), msg, opts),
-            x if status in ("solved", "inaccurate") else None)
+            x if ok else None, y if ok and np.all(np.isfinite(y)) else None)
