@@ -517,8 +517,9 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
     The chain stops as soon as the question is answered: a validated certificate; a validated dual
     (infeasibility) certificate, checked whenever a high-accuracy backend solves to a negative optimal
     margin τ* (feasibility is invariant under the preconditioners, so a dual on a preconditioned system
-    decides for ``sys``); or two high-accuracy solves whose τ* is below 1e-9 (the LMI sits on the boundary
-    of feasibility: other scalings and less accurate backends cannot create margin that is not there)."""
+    decides for ``sys``); or two high-accuracy solves (optimal or inaccurate) whose τ* is below 1e-9 (the LMI
+    sits on the boundary of feasibility: other scalings and less accurate backends cannot create margin that
+    is not there)."""
     first = _solvers.get_solver(solver) if solver else choose_lmi_solver(sys, crit)
     # very near the unit circle (c ≥ 10, 1 − ρ ≤ 0.01) the state-scaled system goes first (cheaper on average
     # than a failed plain try); otherwise it is the second scaling tried
@@ -542,7 +543,7 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
             break
         # a high-accuracy backend that *solved* the problem with τ* ≤ 1e-9 in both scalings has answered: the
         # retry options, the Lyapunov scaling and less accurate backends exist for numerical failures
-        answered = [a for a in out if a.outcome is not None and a.outcome.status == "solved" and a.tau is not None
+        answered = [a for a in out if a.outcome is not None and a.outcome.has_point and a.tau is not None
                     and a.tau < _MARGINAL_TAU and _solvers.get_solver(a.outcome.solver).accuracy == "high"]
         if (retry or precond == "lyapunov" or spec is not first or precond == p1) and \
                 len(answered) >= (2 if pc0 else 1):
