@@ -15,7 +15,8 @@ anchored LMI penalty of :mod:`certify.train.lmi_penalty`, epochs selected by a v
 judged by ``check --method lmi``; ``loop`` (``--plant``/``--loop``) — affine cells only, the closed loop's
 anchored LMI penalty of :mod:`certify.train.loop_penalty`, judged by ``check --plant/--loop``.
 ``--into`` with ``--plant``/``--loop``: two stages in one run (:func:`_run_into_loop`): the distillation into an
-affine student (``OUTDIR/student/``), then ``--target loop`` on the student (``OUTDIR``).
+affine student (``OUTDIR/student/``), then ``--target loop`` on the student (``OUTDIR``) unless the student's own
+loop is certified already (then the student is the result).
 Which architectures are supported, and which of them are gated, is read from the layer-kind registry
 (:mod:`certify.networks.kinds`).
 """
@@ -112,8 +113,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="preserve: distil MODEL into a new network of this architecture (an LP-GRNN with a "
                              "linear bypass, or a gR-SS-NN; linear part from least squares on DATA) until it "
                              "certifies (δISS); written as a one-step cell graph. With --plant/--loop, the same run "
-                             "then retrains the student for the loop (--target loop on it): the distilled student "
-                             "goes to OUTDIR/student/, the loop-certified model to OUTDIR")
+                             "then retrains the student for the loop (--target loop on it) unless its own loop is "
+                             "certified already: the distilled student goes to OUTDIR/student/, the "
+                             "loop-certified model to OUTDIR")
     parser.add_argument("--hidden", type=int, default=None,
                         help="--into: LP-GRNN states / gR-SS-NN neurons (default: MODEL's hidden size, else 8)")
     parser.add_argument("--penalty-weight", type=float, default=0.1,
@@ -640,10 +642,14 @@ def _run_into_loop(args: argparse.Namespace) -> int:
     1. *distil*: ``--into`` exactly as without a loop (preserve strategy, ``--target diss``; FIT drop against
        the teacher bounded by ``--max-fit-drop``), written to ``OUTDIR/student/`` in its own single-stage layout
        (model.onnx, report.json, retrain.json, checkpoint.pt, rejected/);
-    2. *loop*: ``--target loop`` on the student exactly as ``certify retrain OUTDIR/student/model.onnx --data
-       DATA -o OUTDIR --plant/--loop …`` with the same options would run it: penalty rounds whose epochs
-       qualify only with a validated certificate of the closed loop (:meth:`LoopTarget.select`), the written
-       model judged by ``certify check --plant/--loop``.
+    2. *loop*: if ``certify.api.check`` certifies the loop around the student (``loop_verdict``), the student
+       is the result (copied to OUTDIR and checked again there) and this stage does not run: it trains on the
+       data alone and could only trade the student's validation FIT for a certificate the student has (it is
+       recorded as ``"status": "skipped"`` with its ``reason``; ``"loop_stage": "skipped"``).  Otherwise
+       ``--target loop`` on the student exactly as ``certify retrain OUTDIR/student/model.onnx --data DATA -o
+       OUTDIR --plant/--loop …`` with the same options would run it: penalty rounds whose epochs qualify only
+       with a validated certificate of the closed loop (:meth:`LoopTarget.select`), the written model judged by
+       ``certify check --plant/--loop``.
 
     OUTDIR holds the result as a single-stage run does (model.onnx, report.json, model.pt where a state-dict
     layout exists) and ``retrain.json`` with both stages (``"stages"``).  A distillation without a usable
@@ -700,7 +706,7 @@ def _run_into_loop(args: argparse.Namespace) -> int:
         "verdict": "not_certified", "onnx": None, "state_dict": None, "student": None,
         "max_fit_drop": args.max_fit_drop, "val_fit_before": None, "val_fit_after": None, "kept": None,
         "test_before": None, "test_after": None, "distance_to_original": None, "worst_residual": None,
-        "seconds": 0.0, "stages": [],
+        "seconds": 0.0, "stages": [], "loop_stage": None,
     }
     summary_path = os.path.join(out, "retrain.json")
 
@@ -711,6 +717,8 @@ def _run_into_loop(args: argparse.Namespace) -> int:
     save()
     fmt = lambda m: ", ".join(f"{k.upper()} " + "/".join(f"{v:.4g}" for v in m[k]) for k in ("fit", "rmse", "bfr"))  # noqa: E731
     pct = lambda vals: "/".join(f"{v:.2f}" for v in vals)  # noqa: E731
+    kept_student: dict[str, Any] | None = None  # the student as the result: its own loop is certified
+    rc2: int | None = None
     try:
         with Interrupt() as stop:
             # ---- stage 1: distillation (stage output on stderr: stdout carries the result's figures)
@@ -742,20 +750,33 @@ def _run_into_loop(args: argparse.Namespace) -> int:
                 log(f"stage 1 (distillation) gave no usable student ({summary['status']}); the loop stage did "
                     f"not run and {out} holds no model. Next: {summary['advice']}")
                 return rc1 if rc1 != 0 else int(ExitCode.NOT_CERTIFIED)
-            # ---- stage 2: the loop target on the student, as a second command would run it
+            # ---- the student's own loop. Certified: the student is the result and the loop stage does not run
+            # (it trains on the data alone, without the teacher, and could only trade the student's fit for a
+            # certificate the student has already)
             from certify.api import check
 
-            summary["stages"][0]["loop_verdict"] = check(first["onnx"], plant=args.plant, loop=args.loop,
-                                                         solver=args.solver, search=False).verdict.value
-            summary["student"], summary["stage"] = first["onnx"], "loop"
-            save()
-            s2 = copy.copy(args)
-            s2.model, s2.into, s2.hidden, s2.resume = first["onnx"], None, None, False
-            s2.distilled_student = True
-            log(f"stage 2/2: retrain the student for the loop ({where}; the same as certify retrain "
-                f"{first['onnx']} --data {args.data} -o {out} {where})")
-            with contextlib.redirect_stdout(sys.stderr):
-                rc2 = _run(s2)
+            student_loop = check(first["onnx"], plant=args.plant, loop=args.loop, solver=args.solver, search=False)
+            summary["stages"][0]["loop_verdict"] = student_loop.verdict.value
+            summary["student"] = first["onnx"]
+            if student_loop.exit_code is ExitCode.CERTIFIED:
+                kept_student = _keep_student(args, first["onnx"])
+                if kept_student is None:  # the written copy was not certified (never seen): the loop stage decides
+                    log("the copy of the student in the output folder is not certified by the checker; running "
+                        "the loop stage")
+            if kept_student is not None:
+                log(f"stage 2/2 (loop) skipped: certify check certifies the loop ({where}) around the student "
+                    f"already; the student is the result")
+            else:
+                # ---- stage 2: the loop target on the student, as a second command would run it
+                summary["stage"] = "loop"
+                save()
+                s2 = copy.copy(args)
+                s2.model, s2.into, s2.hidden, s2.resume = first["onnx"], None, None, False
+                s2.distilled_student = True
+                log(f"stage 2/2: retrain the student for the loop ({where}; the same as certify retrain "
+                    f"{first['onnx']} --data {args.data} -o {out} {where})")
+                with contextlib.redirect_stdout(sys.stderr):
+                    rc2 = _run(s2)
             interrupted = rc2 == EXIT_INTERRUPTED or stop()
     except BaseException as exc:  # an error or a second Ctrl-C: retrain.json must not say "running"
         summary.update(status="error", interrupted=isinstance(exc, KeyboardInterrupt),
@@ -763,15 +784,24 @@ def _run_into_loop(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             save()
         raise
-    second = _read_summary(summary_path)  # the loop stage's own summary (rewritten below)
-    stage2: dict[str, Any] = {"stage": "loop", "exit_code": rc2, **second}
-    summary["stages"].append(stage2)
-    certified = second.get("verdict") == "certified"
+    if kept_student is not None:
+        stage2: dict[str, Any] = {"stage": "loop", "status": "skipped", "exit_code": None, "verdict": "certified",
+                                  "reason": SKIP_REASON, "onnx": None, "kept": None, "rounds": [], "seconds": 0.0}
+        summary["stages"].append(stage2)
+        certified = True
+        summary.update(status="certified", verdict="certified", interrupted=interrupted, worst_residual=None,
+                       loop_stage="skipped")
+    else:
+        second = _read_summary(summary_path)  # the loop stage's own summary (rewritten below)
+        stage2 = {"stage": "loop", "exit_code": rc2, **second}
+        summary["stages"].append(stage2)
+        certified = second.get("verdict") == "certified"
+        summary.update(status="certified" if certified else "not_certified", verdict=second.get("verdict",
+                       "not_certified"), interrupted=interrupted, worst_residual=second.get("worst_residual"),
+                       loop_stage="ran")
     # an uncertified model is not the result: the loop stage kept it apart in OUTDIR/rejected/
     result_dir = out if certified else os.path.join(out, "rejected")
     final_path = os.path.join(result_dir, "model.onnx")
-    summary.update(status="certified" if certified else "not_certified", verdict=second.get("verdict",
-                   "not_certified"), interrupted=interrupted, worst_residual=second.get("worst_residual"))
     if os.path.isfile(final_path):
         final: Any = from_canonical(load_model(final_path))
         y_teacher = simulate(teacher, data["u_test"])[w:]
@@ -779,15 +809,18 @@ def _run_into_loop(args: argparse.Namespace) -> int:
         after = metrics(to_raw(data["y_test"][w:]), to_raw(y_final))
         distance = {"rmse": metrics(to_raw(y_teacher), to_raw(y_final))["rmse"],
                     "fit_vs_original": fit(to_raw(y_teacher), to_raw(y_final)).tolist()}
-        stage2["distance_to_original"] = distance  # of the loop stage's model, against the teacher
+        if kept_student is None:
+            stage2["distance_to_original"] = distance  # of the loop stage's model, against the teacher
         if certified:
             vf = float(np.mean(fit(data["y_val"][w:], simulate(final, data["u_val"])[w:])))
+            kept = {"stage": "distil", **(first.get("kept") or {})} if kept_student is not None else \
+                {"stage": "loop", **(stage2.get("kept") or {})}
             summary.update(onnx=final_path, test_after=after, distance_to_original=distance,
-                           val_fit_after=vf if np.isfinite(vf) else None,
-                           kept={"stage": "loop", **(second.get("kept") or {})},
-                           state_dict=second.get("state_dict"))
+                           val_fit_after=vf if np.isfinite(vf) else None, kept=kept,
+                           state_dict=kept_student["state_dict"] if kept_student is not None
+                           else stage2.get("state_dict"))
     if not certified:
-        summary["advice"] = (f"{second.get('advice') or 'more --rounds or --epochs.'} The distilled student "
+        summary["advice"] = (f"{stage2.get('advice') or 'more --rounds or --epochs.'} The distilled student "
                              f"({first['onnx']}, δISS-certified; its loop is not) can be retrained for the loop "
                              f"alone: certify retrain {first['onnx']} --data {args.data} -o OTHER {where}.")
     save()
@@ -799,8 +832,15 @@ def _run_into_loop(args: argparse.Namespace) -> int:
         print(f"distance to the original model (test): RMSE {'/'.join(f'{v:.4g}' for v in d['rmse'])}, FIT vs "
               f"original {'/'.join(f'{v:.4g}' for v in d['fit_vs_original'])} %")
     sec = summary["seconds"]
-    if certified:
-        kept, k1 = summary["kept"], first.get("kept") or {}
+    k1 = first.get("kept") or {}
+    if certified and kept_student is not None:
+        log(f"certified: the loop ({where}) around the distilled student, judged by certify check (the loop stage "
+            f"did not run: the student's own loop was certified); test FIT {pct(first['test_before']['fit'])} "
+            f"(teacher) → {pct(summary['test_after']['fit'])} % (student, the result), FIT vs teacher "
+            f"{pct(summary['distance_to_original']['fit_vs_original'])} %; kept: distil {k1.get('phase')} "
+            f"{k1.get('epoch')}; {sec:.1f} s; model: {final_path}")
+    elif certified:
+        kept = summary["kept"]
         log(f"certified: the loop ({where}) around the retrained student, judged by certify check; test FIT "
             f"{pct(first['test_before']['fit'])} (teacher) → {pct(first['test_after']['fit'])} (student) → "
             f"{pct(summary['test_after']['fit'])} % (result), FIT vs teacher "
@@ -811,10 +851,41 @@ def _run_into_loop(args: argparse.Namespace) -> int:
         log(f"the checker does not certify the loop ({where}) around the retrained student. That model is NOT the "
             f"result; it is kept apart in {result_dir}. Next: {summary['advice']}")
     if interrupted:
-        log(f"interrupted in stage 2 (loop); --resume -o {out} reloads the distillation's checkpoint and reruns "
-            f"the loop stage (exit {EXIT_INTERRUPTED})")
+        if kept_student is not None:
+            log(f"interrupted after the last step; the result above is complete (exit {EXIT_INTERRUPTED})")
+        else:
+            log(f"interrupted in stage 2 (loop); --resume -o {out} reloads the distillation's checkpoint and "
+                f"reruns the loop stage (exit {EXIT_INTERRUPTED})")
         return EXIT_INTERRUPTED
     return int(ExitCode.CERTIFIED) if certified else int(ExitCode.NOT_CERTIFIED)
+
+
+#: Why ``--into`` with a loop keeps a student whose own loop is certified (``retrain.json``, the skipped stage).
+SKIP_REASON = ("the checker certifies the loop around the distilled student already; the loop stage trains on the "
+               "data alone and could only trade the student's validation FIT for a certificate it has, so the "
+               "student is the result")
+
+
+def _keep_student(args: argparse.Namespace, onnx: str) -> dict[str, Any] | None:
+    """Write the distilled student (its loop certified) as the result in OUTDIR: ``model.onnx`` (a copy of the
+    one-step cell graph), judged again by :func:`certify.api.check` on the written file, and its loop
+    ``report.json``. No ``model.pt``, as the loop stage writes none for a cell graph (a gR-SS-NN student's state
+    dict in ``OUTDIR/student/`` carries no scalings, so its loop is not the one certified).  Returns
+    ``{"report", "state_dict"}``, or None (and no ``model.onnx`` left in OUTDIR) if the checker does not certify
+    the copy."""
+    import shutil
+
+    from certify.api import check
+    from certify.cli import write_atomic
+
+    onnx_path = os.path.join(args.output, "model.onnx")
+    _replace_into(onnx_path, lambda tmp: shutil.copyfile(onnx, tmp))
+    report = check(onnx_path, plant=args.plant, loop=args.loop, solver=args.solver, search=False)
+    if report.exit_code is not ExitCode.CERTIFIED:
+        os.unlink(onnx_path)
+        return None
+    write_atomic(os.path.join(args.output, "report.json"), report.to_json())
+    return {"report": report, "state_dict": None}
 
 
 def main(argv: list[str] | None = None) -> int:
