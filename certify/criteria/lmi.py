@@ -509,7 +509,8 @@ def lure_system(form: Any, eq: Any) -> tuple[LureSystem, Any, dict[str, Any]]:
 def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: float | None,
                  left: Any, options: Mapping[str, Any] | None, fallback: bool) -> list[LMIAttempt]:
     """Try ``crit`` until a certificate validates or the LMI is decided infeasible: the chosen backend,
-    a high-accuracy backend early when the chosen one is first-order and the SDP is of moderate size,
+    a high-accuracy backend early (in both scalings) when the chosen one is first-order and the SDP is of
+    moderate size,
     the state-scaled system, the same backend with its retry options (another internal scaling or tighter
     tolerances), the Lyapunov-preconditioned system (certificates mapped back and validated on ``sys``),
     then every other installed backend.  ``left()`` gives the remaining time budget (None: unlimited).
@@ -531,7 +532,7 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
         others = list(_solvers.fallback_solvers(first))
         early = [o for o in others if first.accuracy != "high" and o.accuracy == "high"
                  and sum(psd_orders(sys, crit, o)) <= _EARLY_ACCURATE_ORDER_FACTOR * o.max_order_hint][:1]
-        plan += [(o, False, p0) for o in early]
+        plan += [(o, False, p) for o in early for p in (p0, p1)]   # two accurate answers end a marginal chain
         plan += [(first, False, p1), (first, True, ""), (first, False, "lyapunov")]
         for other in others:
             plan += [(other, False, p) for p in (p0, p1) if (other, False, p) not in plan]
