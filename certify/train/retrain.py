@@ -108,7 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="preserve: continue an interrupted or finished run from OUTDIR/checkpoint.pt "
                              "(same MODEL and DATA; raise --epochs to train longer); --into with --plant/--loop: "
-                             "continue the distillation from OUTDIR/student/checkpoint.pt, then rerun the loop stage")
+                             "continue the distillation from OUTDIR/student/checkpoint.pt, then rerun the loop stage "
+                             "(unless the student's own loop is certified)")
     parser.add_argument("--into", choices=("lpgrnn", "grssnn"), default=None,
                         help="preserve: distil MODEL into a new network of this architecture (an LP-GRNN with a "
                              "linear bypass, or a gR-SS-NN; linear part from least squares on DATA) until it "
@@ -655,7 +656,8 @@ def _run_into_loop(args: argparse.Namespace) -> int:
     layout exists) and ``retrain.json`` with both stages (``"stages"``).  A distillation without a usable
     student stops before the loop stage (its exit code); a loop the checker does not certify leaves no model in
     OUTDIR: the last one is kept apart in ``OUTDIR/rejected/`` and the exit code is 1.  ``--resume`` continues
-    the distillation from ``OUTDIR/student/checkpoint.pt`` and reruns the loop stage.
+    the distillation from ``OUTDIR/student/checkpoint.pt`` and reruns the loop stage (unless the student's loop is
+    certified).
     """
     import contextlib
     import tempfile
