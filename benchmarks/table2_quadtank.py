@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -38,17 +39,19 @@ def _retrain(module, U, Y, n_tr, n_val, s, args):
     from certify.train.modules import export_onnx
     from certify.train.retrain import add_arguments, run
 
-    root = tempfile.mkdtemp()
+    root = os.path.join(args.checkpoint_dir, "retrain") if args.checkpoint_dir else tempfile.mkdtemp()
+    os.makedirs(root, exist_ok=True)
     meta = {"certify.input_range": json.dumps({"low": [-1, -1], "high": [1, 1]})}
     export_onnx(module, os.path.join(root, "plain.onnx"), seq_len=10, metadata=meta)
     np.savez(os.path.join(root, "d.npz"), u=U[:n_tr], y=Y[:n_tr], u_val=U[n_tr:n_tr + n_val],
              y_val=Y[n_tr:n_tr + n_val], u_test=U[n_tr + n_val:], y_test=Y[n_tr + n_val:])
     out = os.path.join(root, "out")
     t = time.perf_counter()
+    again = ["--resume"] if args.resume and os.path.exists(os.path.join(out, "checkpoint.pt")) else []
     run(add_arguments(argparse.ArgumentParser()).parse_args(
         [os.path.join(root, "plain.onnx"), "--data", os.path.join(root, "d.npz"), "-o", out, "--epochs",
-         str(s["epochs"]), "--seq-len", str(s["seq_len"]), "--device", args.device, "--log-every", "0",
-         "--max-fit-drop", "100"]))
+         str(s["epochs"]), "--seq-len", str(s["seq_len"]), "--device", args.device, "--log-every",
+         str(args.log_every), "--max-fit-drop", "100", *again]))
     sec = (time.perf_counter() - t) / s["epochs"]
     summ = json.load(open(os.path.join(out, "retrain.json")))
     from certify.api import check
@@ -69,9 +72,15 @@ def main() -> None:
     ap.add_argument("--rows", choices=("both", "penalised", "plain"), default="both",
                     help="train only the penalised or only the unpenalised GRU (two processes can run the "
                          "long setting side by side)")
+    ap.add_argument("--checkpoint-dir", default=None,
+                    help="save each training's whole state here every 25 epochs (the long setting takes hours on "
+                         "a CPU: a run can be stopped and continued with --resume, also in another session)")
+    ap.add_argument("--resume", action="store_true", help="continue the trainings saved in --checkpoint-dir")
     ap.add_argument("--no-retrain", dest="retrain", action="store_false",
                     help="skip the row: the unpenalised GRU retrained by `certify retrain` (preserve strategy)")
     args = ap.parse_args()
+    if args.resume and not args.checkpoint_dir:
+        ap.error("--resume needs --checkpoint-dir")
     s = SETTINGS[args.setting]
     d = quadruple_tank_dataset(T=s["T"], seed=11)
     s_in = MinMaxScaling(raw_low=d.u.min(0), raw_high=d.u.max(0))
@@ -93,13 +102,18 @@ def main() -> None:
     for penalised in wanted:
         torch.manual_seed(0)
         module = GRUNet(2, s["hidden"], num_layers=s["layers"], n_out=2)
+        ck = None if not args.checkpoint_dir else os.path.join(
+            args.checkpoint_dir, f"{args.setting}-{'penalised' if penalised else 'plain'}.pt")
         cfg = TrainConfig(epochs=s["epochs"], seq_len=s["seq_len"], batches_per_epoch=s["batches"], device=args.device,
-                          require_certified=penalised, progress=False, log_every=args.log_every)
+                          require_certified=penalised, progress=False, log_every=args.log_every, checkpoint=ck)
+        resume = bool(args.resume and ck and os.path.exists(ck))
+        done_before = len(torch.load(ck, map_location="cpu", weights_only=True)["history"]) if resume else 0
         kw = dict(residuals=lambda m: gated_residuals(m).diss,
                   penalty=Penalty(weight=args.penalty_weight, eps=0.05)) if penalised else {}
         t = time.perf_counter()
-        res = train(module, U[:n_tr], Y[:n_tr], U[n_tr:n_tr + n_val], Y[n_tr:n_tr + n_val], cfg, **kw)
-        sec = (time.perf_counter() - t) / s["epochs"]
+        res = train(module, U[:n_tr], Y[:n_tr], U[n_tr:n_tr + n_val], Y[n_tr:n_tr + n_val], cfg, resume=resume, **kw)
+        ran = len(res.history) - done_before   # epochs run by this process
+        sec = (time.perf_counter() - t) / ran if ran else float("nan")
         module = module.cpu()
         pred = simulate(module, U[n_tr + n_val:])
         m = metrics(Y[n_tr + n_val:], pred)

@@ -15,9 +15,12 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,9 +67,12 @@ class TrainConfig:
     progress: bool | None = None  # None: a tqdm bar only on a TTY
     desc: str = "training"  # the progress bar's (and log lines') label, e.g. "round 2/3 epoch"
     log_every: int = 0  # without a bar: one line on stderr every N epochs (0: none)
+    checkpoint: str | None = None  # a file: the whole training state is saved there (atomically) every …
+    checkpoint_every: int = 25  # … this many epochs and at the end, and a run with resume=True continues it
 
     def __post_init__(self) -> None:
-        for name, low in (("epochs", 1), ("batch_size", 1), ("seq_len", 1), ("batches_per_epoch", 1), ("washout", 0)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seq_len", 1), ("batches_per_epoch", 1), ("washout", 0),
+                          ("checkpoint_every", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
                 raise ValueError(f"TrainConfig.{name} must be an integer ≥ {low}, got {v!r}.")
@@ -121,7 +127,7 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
           config: TrainConfig = TrainConfig(), *, residuals: ResidualFn | None = None,
           penalty: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
           select: Callable[[nn.Module], float] | None = None,
-          stop: Callable[[], bool] | None = None) -> TrainResult:
+          stop: Callable[[], bool] | None = None, resume: bool = False) -> TrainResult:
     """Train ``module`` in place on ``(u, y)`` (T, m)/(T, p) in network units; keep the best epoch.
 
     Parameters
@@ -141,6 +147,10 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
     stop : callable, optional
         ``() → bool`` polled after every epoch; True ends training early (keeping the best epoch so far),
         e.g. :class:`certify.train.session.Interrupt` after Ctrl-C.
+    resume : bool
+        Continue from ``config.checkpoint`` (weights, optimiser, random generators, best epoch, history), so
+        that an interrupted run and its continuation give the same result as one uninterrupted run.  The file
+        is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling).
 
     >>> from certify.train.modules import GRUNet
     >>> u = np.random.default_rng(0).uniform(-1, 1, (200, 1)); y = np.cumsum(u, 0) * 0.05
@@ -155,13 +165,42 @@ def train(module: nn.Module, u: np.ndarray, y: np.ndarray, u_val: np.ndarray, y_
     if dev.type == "cpu":  # small recurrent models: one thread is several times faster than two contending
         torch.set_num_threads(1)
     try:
-        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty, select, stop)
+        return _train(module, u, y, u_val, y_val, cfg, dev, residuals, penalty, select, stop, resume)
     finally:
         torch.set_num_threads(threads)
 
 
+def _save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_checkpoint(path: str) -> dict[str, Any]:
+    from certify.errors import InvalidInputError
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InvalidInputError(f"resume: no checkpoint at {path}; start without resume.") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is bad input, not a crash
+        raise InvalidInputError(f"resume: {path} is not a training checkpoint of certify ({type(exc).__name__}).") \
+            from None
+    if not isinstance(ck, dict) or ck.get("format") != "certify-train-checkpoint":
+        raise InvalidInputError(f"resume: {path} is not a training checkpoint of certify.")
+    return ck
+
+
 def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, residuals, penalty,
-           select=None, stop=None) -> TrainResult:
+           select=None, stop=None, resume: bool = False) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     module.to(dev).float().train()
@@ -180,7 +219,34 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
     best_state, best_epoch, best_mse, best_res, stall = None, None, math.inf, None, 0
     history: list[EpochRecord] = []
     idx = torch.arange(L, device=dev)
-    for epoch in range(cfg.epochs):
+    first = 0
+    if resume:
+        if cfg.checkpoint is None:
+            raise ValueError("train(resume=True) needs TrainConfig.checkpoint.")
+        ck = _load_checkpoint(cfg.checkpoint)
+        module.load_state_dict(ck["module"])
+        opt.load_state_dict(ck["optimizer"])
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        history = [EpochRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]), None if r[4] is None else float(r[4]))
+                   for r in ck["history"]]
+        best_state, best_epoch, best_mse, best_res, stall = (ck["best_state"], ck["best_epoch"], ck["best_mse"],
+                                                             ck["best_res"], ck["stall"])
+        first = len(history)
+        if bar is not None:
+            bar.update(first)
+
+    def checkpoint() -> None:
+        if cfg.checkpoint is None:
+            return
+        _save_checkpoint(cfg.checkpoint, {
+            "format": "certify-train-checkpoint", "module": module.state_dict(), "optimizer": opt.state_dict(),
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "history": [[r.epoch, r.loss, r.val_mse, r.val_fit, r.worst_residual] for r in history],
+            "best_state": best_state, "best_epoch": best_epoch, "best_mse": best_mse, "best_res": best_res,
+            "stall": stall})
+
+    for epoch in range(first, cfg.epochs):
         module.train()
         loss_sum = 0.0
         for _ in range(cfg.batches_per_epoch):
@@ -219,10 +285,13 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
             print(f"certify retrain: {cfg.desc} {epoch + 1}/{cfg.epochs}: loss {rec.loss:.4g}, val FIT "
                   f"{val_fit:.2f} %, ν {'-' if worst is None else f'{worst:.4g}'}, kept epoch {best_epoch}",
                   file=sys.stderr, flush=True)
+        if cfg.checkpoint is not None and (epoch + 1) % cfg.checkpoint_every == 0:
+            checkpoint()
         if cfg.patience is not None and best_epoch is not None and stall > cfg.patience:
             break
         if stop is not None and stop():
             break
+    checkpoint()
     if bar is not None:
         bar.close()
     if best_state is not None:

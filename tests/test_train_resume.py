@@ -1,0 +1,72 @@
+"""Training checkpoints: a run interrupted and resumed from its checkpoint gives exactly the uninterrupted run
+(weights, optimiser, random windows, best epoch, history); bad checkpoint files are refused clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from certify.errors import InvalidInputError  # noqa: E402
+from certify.train.modules import GRUNet  # noqa: E402
+from certify.train.penalties import Penalty  # noqa: E402
+from certify.train.residuals import gated_residuals  # noqa: E402
+from certify.train.trainer import TrainConfig, train  # noqa: E402
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    u = rng.uniform(-1, 1, (400, 2))
+    y = np.zeros((400, 1))
+    for k in range(1, 400):
+        y[k] = 0.8 * y[k - 1] + 0.2 * np.tanh(u[k - 1, :1] - 0.5 * u[k - 1, 1:])
+    return u, y
+
+
+def _run(cfg, stop=None, resume=False):
+    torch.manual_seed(0)
+    m = GRUNet(2, 3, n_out=1)
+    u, y = _data()
+    res = train(m, u[:300], y[:300], u[300:], y[300:], cfg, residuals=lambda mm: gated_residuals(mm).diss,
+                penalty=Penalty(weight=0.05, eps=0.05), stop=stop, resume=resume)
+    return m, res
+
+
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(tmp_path):
+    base = dict(epochs=8, seq_len=40, batches_per_epoch=2, device="cpu", progress=False, lr=3e-2,
+                require_certified=False)
+    ref_m, ref = _run(TrainConfig(**base))
+    ck = str(tmp_path / "ck.pt")
+    calls = {"n": 0}
+
+    def stop_after_five() -> bool:      # an interruption after epoch 5 (like Ctrl-C through `stop`)
+        calls["n"] += 1
+        return calls["n"] == 5
+
+    cfg = TrainConfig(**base, checkpoint=ck, checkpoint_every=3)
+    _, part = _run(cfg, stop=stop_after_five)
+    assert len(part.history) == 5
+    m2, res = _run(cfg, resume=True)       # a fresh module: everything comes from the checkpoint
+    assert [r.epoch for r in res.history] == list(range(8))
+    for a, b in zip(res.history, ref.history):
+        assert a.loss == pytest.approx(b.loss, rel=1e-6, abs=1e-9)
+        assert a.val_fit == pytest.approx(b.val_fit, rel=1e-6, abs=1e-6)
+    assert res.best_epoch == ref.best_epoch
+    for (k, v), (_, w) in zip(m2.state_dict().items(), ref_m.state_dict().items()):
+        assert torch.allclose(v, w, rtol=1e-5, atol=1e-7), k
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")   # torch's note on the junk file's pickle protocol
+def test_resume_refuses_missing_foreign_and_damaged_files(tmp_path):
+    base = dict(epochs=2, seq_len=40, batches_per_epoch=1, device="cpu", progress=False)
+    with pytest.raises(InvalidInputError, match="no checkpoint"):
+        _run(TrainConfig(**base, checkpoint=str(tmp_path / "none.pt")), resume=True)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(InvalidInputError, match="not a training checkpoint"):
+        _run(TrainConfig(**base, checkpoint=str(tmp_path / "foreign.pt")), resume=True)
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x04not a zip at all")
+    with pytest.raises(InvalidInputError, match="not a training checkpoint"):
+        _run(TrainConfig(**base, checkpoint=str(tmp_path / "junk.pt")), resume=True)
+    with pytest.raises(ValueError, match="checkpoint"):
+        _run(TrainConfig(**base), resume=True)
