@@ -1,7 +1,9 @@
 """Bonassi, Farina & Scattolini (2021) Table II, reproduced on the simulated quadruple tank: deep GRU with and without the δISS penalty.
 
 Run: ``python benchmarks/table2_quadtank.py --setting cpu`` (a few minutes on 2 cores) or ``--setting full``
-(3 × 7 GRU, long training; meant for a GPU: ``--device cuda``).  Prints FIT (per output), test MSE, the epoch
+(3 × 7 GRU, long training; meant for a GPU: ``--device cuda``; on a 2-core CPU each training takes about
+4–7 s per epoch, i.e. 2–3 hours: run the two rows as two processes with ``--rows penalised`` / ``--rows plain``
+and ``--checkpoint-dir benchmarks/results/table2 --resume``, which saves every 25 epochs and continues there).  Prints FIT (per output), test MSE, the epoch
 kept and the worst δISS residual for both trainings (the paper: FIT 97.3 % with δISS vs 97.7 % without,
 residuals < −0.05 vs > 3000), plus seconds per epoch; a third row retrains the unpenalised GRU with
 `certify retrain` (preserve strategy, same split, same number of epochs; `--no-retrain` skips it).
