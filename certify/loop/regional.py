@@ -422,7 +422,8 @@ def _solve_circle(sysb: Any, *, solver: str | None, timeout: float | None,
     from certify.criteria.validate import validate_certificate
     from certify.sdp import solvers as _solvers
 
-    if solver is None and "clarabel" in _solvers.available_solvers() and sum(psd_orders(sysb, "circle")) <= HIGH_ACCURACY_ORDER:
+    if solver is None and "clarabel" in _solvers.available_solvers() and \
+            sum(psd_orders(sysb, "circle", _solvers.get_solver("clarabel"))) <= HIGH_ACCURACY_ORDER:
         solver = "clarabel"  # the search needs decided answers; a first-order backend's are often "inaccurate"
     att = solve_lmi(sysb, "circle", solver=solver, timeout=timeout, solver_options=options)
     if att.proved:
