@@ -106,6 +106,7 @@ def test_one_run_distils_and_certifies_the_loop(teacher, capsys, student_loop_un
     assert (loop["stage"], loop["target"], loop["strategy"], loop["verdict"]) == \
         ("loop", "loop", "penalty", "certified")
     assert distil["loop_verdict"] == "not_certified" and s["loop_stage"] == "ran"
+    assert loop["lr"] == 1e-2   # the loop stage's own learning rate (--loop-lr default), whatever --lr is
     assert [h["phase"] for h in distil["history"]] == ["projection"] + ["fine-tune"] * 3
     assert distil["kept"] is not None and distil["distance_to_original"]["fit_vs_original"]  # student vs teacher
     # loop-aware selection: the kept epoch of the loop stage had a validated closed-loop certificate
@@ -262,3 +263,23 @@ def test_a_student_whose_loop_certifies_is_kept_or_beaten(teacher, tmp_path, cap
         if seen == 2:
             break
     assert seen >= 1, "no student's loop certified: the property was never exercised"
+
+
+def test_loop_lr_is_refused_outside_the_two_stage_run(tmp_path):
+    """``--loop-lr`` belongs to the loop stage of ``--into`` with a loop; elsewhere it is invalid input."""
+    from certify.errors import InvalidInputError
+    from certify.train.retrain import add_arguments, check_arguments
+
+    def parse(*extra):
+        return add_arguments(argparse.ArgumentParser()).parse_args(
+            ["m.onnx", "--data", "d.npz", "-o", str(tmp_path / "out"), *extra])
+
+    with pytest.raises(InvalidInputError, match="--loop-lr"):
+        check_arguments(parse("--loop-lr", "0.01"))
+    with pytest.raises(InvalidInputError, match="--loop-lr"):
+        check_arguments(parse("--plant", "boiler", "--loop-lr", "0.01"))
+    with pytest.raises(InvalidInputError, match="--loop-lr must be"):
+        check_arguments(parse("--into", "lpgrnn", "--plant", "boiler", "--loop-lr", "0"))
+    ok = parse("--into", "lpgrnn", "--plant", "boiler", "--loop-lr", "0.003")
+    check_arguments(ok)
+    assert ok.loop_lr == 0.003

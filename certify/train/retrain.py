@@ -93,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None,
                         help="Adam learning rate (default: preserve 3e-2, the start of a cosine decay to lr/10 on "
                              "each fine-tuning track; --into and penalty 1e-2)")
+    parser.add_argument("--loop-lr", type=float, default=None,
+                        help="--into with --plant/--loop: Adam learning rate of the loop stage (default 1e-2, the "
+                             "penalty strategy's; --lr applies to the distillation only)")
     parser.add_argument("--max-fit-drop", type=float, default=5.0, metavar="POINTS",
                         help="preserve: largest accepted loss of validation FIT (mean over outputs, points); a "
                              "certified model that loses more is written to OUTDIR/rejected/, not as the result")
@@ -285,6 +288,13 @@ def check_arguments(args: argparse.Namespace) -> None:
                                     f"number, got {value!r}.")
     if not args.clearance < 1:
         raise InvalidInputError(f"--clearance must be below 1 (residuals are at least −1), got {args.clearance!r}.")
+    loop_lr = getattr(args, "loop_lr", None)
+    if loop_lr is not None:
+        if not (getattr(args, "into", None) is not None and args.target == "loop"):
+            raise InvalidInputError("--loop-lr sets the learning rate of the loop stage of --into with --plant/--loop;"
+                                    " use --lr otherwise.")
+        if not (math.isfinite(loop_lr) and loop_lr > 0):
+            raise InvalidInputError(f"--loop-lr must be a finite positive number, got {loop_lr!r}.")
     out = args.output
     if getattr(args, "into", None) is not None and (getattr(args, "strategy", "preserve") != "preserve"
                                                     or args.target == "lmi"):
@@ -774,6 +784,7 @@ def _run_into_loop(args: argparse.Namespace) -> int:
                 save()
                 s2 = copy.copy(args)
                 s2.model, s2.into, s2.hidden, s2.resume = first["onnx"], None, None, False
+                s2.lr = 1e-2 if getattr(args, "loop_lr", None) is None else args.loop_lr   # --lr: distillation
                 s2.distilled_student = True
                 log(f"stage 2/2: retrain the student for the loop ({where}; the same as certify retrain "
                     f"{first['onnx']} --data {args.data} -o {out} {where})")
@@ -795,7 +806,7 @@ def _run_into_loop(args: argparse.Namespace) -> int:
                        loop_stage="skipped")
     else:
         second = _read_summary(summary_path)  # the loop stage's own summary (rewritten below)
-        stage2 = {"stage": "loop", "exit_code": rc2, **second}
+        stage2 = {"stage": "loop", "exit_code": rc2, "lr": s2.lr, **second}
         summary["stages"].append(stage2)
         certified = second.get("verdict") == "certified"
         summary.update(status="certified" if certified else "not_certified", verdict=second.get("verdict",
