@@ -8,11 +8,12 @@ well-posedness (§2) → criteria, cheapest first → float64 validation (:mod:`
 in the coordinates the LMI data was built in (balancing and the Lyapunov preconditioner are mapped
 back and the certificate is validated again there).
 
-The SDP (:func:`solve_lmi`) is the Schur-complement form (theory §7.6) in δ-operator
-coordinates (``H = [A − I, B, 0]``), normalised by the same scale functional ``s(P, t) = 1`` the
+The SDP (:func:`solve_lmi`) is the congruence form ``M(P, t) + τI ⪯ 0`` or its Schur-complement form
+(:func:`psd_form`; theory §7.6) in δ-operator coordinates (``H = [A − I, B, 0]``), normalised by the same scale functional ``s(P, t) = 1`` the
 validation uses in its rounding bound, and it maximises the relative margin τ in ``M ⪯ −τI``
 (a first-order backend is asked only for ``τ ≥ cap``).  It is always feasible, so an interior-point
-backend never has to detect infeasibility; a negative optimal τ is the LMI's infeasibility.
+backend never has to detect infeasibility; a negative optimal τ is the LMI's infeasibility, proved
+when the dual matrix passes :func:`certify.criteria.validate.validate_infeasibility`.
 Only a validated certificate yields ``proved``.
 """
 
