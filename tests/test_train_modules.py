@@ -104,9 +104,10 @@ def test_lpgrnn_z_is_sigmoid_theta():
         from_canonical(bad)
 
 
-def test_export_onnx_refuses_cho_gru(tmp_path):
-    with pytest.raises(UnsupportedModelError, match="linear_before_reset=0"):
-        export_onnx(GRUNet(2, 3, reset_after=False), tmp_path / "x.onnx", seq_len=5)
+def test_export_onnx_refuses_cho_gru_with_the_dynamo_exporter(tmp_path):
+    # the dynamo exporter unrolls the recurrence (no GRU node to mark linear_before_reset=0): refused clearly
+    with pytest.raises(UnsupportedModelError, match="reset_after=False"):
+        export_onnx(GRUNet(2, 3, reset_after=False), tmp_path / "x.onnx", seq_len=5, dynamo=True)
 
 
 def test_from_canonical_direct_term_stacks_only():
@@ -125,3 +126,28 @@ def test_import_certify_train_does_not_import_torch():
     code = "import sys, certify.train; assert 'torch' not in sys.modules; print('ok')"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_cho_convention_gru_exports_to_onnx_equal_to_torch_and_onnxruntime(layers, tmp_path):
+    """reset_after=False (ONNX linear_before_reset=0): onnxruntime, torch and certify's import agree."""
+    ort = pytest.importorskip("onnxruntime")
+    from certify.importers import load_model
+    from certify.train.modules import GRUNet, export_onnx
+
+    torch.manual_seed(layers)
+    m = GRUNet(2, 4, num_layers=layers, n_out=2, reset_after=False).eval()
+    p = export_onnx(m, str(tmp_path / "cho.onnx"), seq_len=7)
+    u = np.random.default_rng(layers).uniform(-1, 1, (1, 7, 2)).astype(np.float32)
+    ref = m(torch.as_tensor(u)).detach().numpy()[0]
+    sess = ort.InferenceSession(p)
+    got = sess.run(None, {sess.get_inputs()[0].name: u})[0].reshape(ref.shape)
+    assert np.allclose(got, ref, rtol=0, atol=1e-5)
+    net = load_model(p)
+    assert all(not layer.reset_after for layer in net.layers)
+    sim = np.asarray(net.simulate(u[0].astype(np.float64)).y).reshape(ref.shape)
+    assert np.allclose(sim, ref, rtol=0, atol=1e-5)
+    # the standard convention on the same weights gives different outputs: the test can tell them apart
+    std = GRUNet(2, 4, num_layers=layers, n_out=2).eval()
+    std.load_state_dict(m.state_dict())
+    assert not np.allclose(std(torch.as_tensor(u)).detach().numpy()[0], ref, atol=1e-4)

@@ -445,7 +445,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: str, names:
 
 def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = False,
                 metadata: dict[str, str] | None = None, dynamic: bool = False) -> str:
-    """Export a GRU (reset_after=True)/LSTM/Elman module as fused ONNX ops; input ``u`` (1, seq_len, n_in).
+    """Export a GRU (both reset conventions)/LSTM/Elman module as fused ONNX ops; input ``u`` (1, seq_len, n_in).
 
     ``dynamic=True`` (legacy exporter only) leaves the batch and time axes of ``u`` and ``y`` free.
 
@@ -458,16 +458,49 @@ def export_onnx(module: nn.Module, path: str, *, seq_len: int, dynamo: bool = Fa
     >>> load_model(p).architecture
     'gru'
     """
-    if not isinstance(module, _Stacked) or not getattr(module, "reset_after", True):
+    if not isinstance(module, _Stacked):
         raise UnsupportedModelError(
-            "export_onnx: only GRU (reset_after=True), LSTM and Elman stacks have fused ONNX ops; torch cannot "
-            "write linear_before_reset=0. Use export_step_onnx for LP-GRNN / SS-NN."
+            "export_onnx: only GRU, LSTM and Elman stacks have fused ONNX ops. Use export_step_onnx for LP-GRNN / "
+            "SS-NN."
         )
+    if not getattr(module, "reset_after", True):
+        return _export_cho_gru(module, path, seq_len=seq_len, dynamo=dynamo, metadata=metadata, dynamic=dynamic)
     if dynamic and dynamo:
         raise UnsupportedModelError("export_onnx: dynamic=True is only supported with the legacy exporter.")
     axes = {"u": {0: "batch", 1: "time"}, "y": {0: "batch", 1: "time"}} if dynamic else None
     _export(module, (torch.zeros(1, seq_len, module.n_in),), path, (["u"], ["y"]), dynamo, axes)
     _add_metadata(os.fspath(path), metadata)
+    return os.fspath(path)
+
+
+def _export_cho_gru(module: Any, path: str, *, seq_len: int, dynamo: bool, metadata: dict[str, str] | None,
+                    dynamic: bool) -> str:
+    """A GRU with the reset gate before ``U_n`` (``reset_after=False``) as ONNX ``GRU`` nodes with
+    ``linear_before_reset=0``: torch writes only ``linear_before_reset=1``, so the same weights (``ChoGRU`` has
+    ``nn.GRU``'s names, shapes and gate order) are exported through an ``nn.GRU`` twin and the attribute of every
+    GRU node is then set to 0, the ONNX default, which is exactly this convention (ONNX operator GRU)."""
+    import copy
+
+    import onnx
+
+    if dynamo:
+        raise UnsupportedModelError("export_onnx: a GRU with reset_after=False is exported with the legacy "
+                                    "exporter only (dynamo=False).")
+    twin = copy.deepcopy(module).cpu().float()
+    gru = nn.GRU(module.n_in, module.hidden, module.num_layers, bias=module.bias, batch_first=True)
+    gru.load_state_dict(module.rnn.state_dict())
+    twin.rnn, twin.reset_after = gru, True
+    export_onnx(twin, path, seq_len=seq_len, dynamo=False, metadata=metadata, dynamic=dynamic)
+    model = onnx.load(os.fspath(path))
+    nodes = [n for n in model.graph.node if n.op_type == "GRU"]
+    if len(nodes) != module.num_layers:
+        raise UnsupportedModelError(f"export_onnx: expected {module.num_layers} ONNX GRU nodes from torch's exporter, "
+                                    f"found {len(nodes)}; cannot write linear_before_reset=0.")
+    for node in nodes:
+        for a in node.attribute:
+            if a.name == "linear_before_reset":
+                a.i = 0
+    onnx.save(model, os.fspath(path))
     return os.fspath(path)
 
 
