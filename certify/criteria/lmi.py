@@ -575,7 +575,7 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
                 att = replace(att, certificate=cert, validation=val, message=msg, decision=dec, scaling=scaling,
                               retry=retry)
             else:
-                att = replace(att, validation=None, validate_seconds=0.0, scaling=scaling, retry=retry)
+                att = replace(att, validation=None, scaling=scaling, retry=retry)
         out.append(att)
         if att.decision in ("proved", "infeasible"):
             break
