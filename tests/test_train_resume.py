@@ -70,3 +70,10 @@ def test_resume_refuses_missing_foreign_and_damaged_files(tmp_path):
         _run(TrainConfig(**base, checkpoint=str(tmp_path / "junk.pt")), resume=True)
     with pytest.raises(ValueError, match="checkpoint"):
         _run(TrainConfig(**base), resume=True)
+    # a checkpoint of another model (other hidden size) is refused, not a traceback from load_state_dict
+    other = str(tmp_path / "other.pt")
+    u, y = _data()
+    torch.manual_seed(0)
+    train(GRUNet(2, 5, n_out=1), u[:300], y[:300], u[300:], y[300:], TrainConfig(**base, checkpoint=other))
+    with pytest.raises(InvalidInputError, match="another model"):
+        _run(TrainConfig(**base, checkpoint=other), resume=True)

@@ -224,8 +224,14 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
         if cfg.checkpoint is None:
             raise ValueError("train(resume=True) needs TrainConfig.checkpoint.")
         ck = _load_checkpoint(cfg.checkpoint)
-        module.load_state_dict(ck["module"])
-        opt.load_state_dict(ck["optimizer"])
+        try:
+            module.load_state_dict(ck["module"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            from certify.errors import InvalidInputError
+
+            raise InvalidInputError(f"resume: {cfg.checkpoint} was written for another model or optimiser "
+                                    f"({str(exc).splitlines()[0][:160]}).") from None
         rng.bit_generator.state = ck["numpy_rng"]
         torch.set_rng_state(ck["torch_rng"])
         history = [EpochRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]), None if r[4] is None else float(r[4]))
