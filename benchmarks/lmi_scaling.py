@@ -68,14 +68,9 @@ def random_lpgrnn(hidden: int, n_in: int = 2, seed: int = 0, scale: float = 0.3)
     return Network(layers=(layer,), head=LinearHead(W=g(1, n), b=np.zeros(1)))
 
 
-def random_loop(hidden: int):
-    """The boiler loop (built-in plant, saturated PI) around a random LP-GRNN soft sensor of ``hidden`` states,
-    scaled like the bundled model (as in ``benchmarks/loop_check.py``); returns the closed-loop SNOF."""
-    from certify.importers import load_model
-    from certify.loop.assemble import assemble
-    from certify.loop.spec import default_loop
-
-    info = load_model(ROOT / "models_zoo" / "boiler_lpgrnn_linear.onnx").info
+def boiler_sensor(hidden: int, info) -> Network:
+    """A random small-weight LP-GRNN soft sensor with the bundled boiler model's signals (``info``) and a linear
+    bypass, seeded by ``hidden`` (also used by tests/test_lmi_boiler.py)."""
     rng = np.random.default_rng(hidden)
     n, nr = hidden, max(1, hidden // 2)
     s = 0.3 / np.sqrt(n)
@@ -83,7 +78,18 @@ def random_loop(hidden: int):
                         rng.normal(size=(n, 4)) * 0.3, rng.normal(size=(n, n)) * s, rng.normal(size=(n, nr)) * s,
                         rng.normal(size=n) * 0.1, rng.uniform(0.3, 0.8, size=n))
     head = LinearHead(W=rng.normal(size=(1, n)) * 0.05 / np.sqrt(n), b=[-0.1], D=[[1.05, 0.05, -0.05, 0.0]])
-    return assemble(Network((layer,), head=head, info=info), default_loop("boiler")).form
+    return Network((layer,), head=head, info=info)
+
+
+def random_loop(hidden: int):
+    """The boiler loop (built-in plant, saturated PI) around :func:`boiler_sensor` of ``hidden`` states, scaled
+    like the bundled model (as in ``benchmarks/loop_check.py``); returns the closed-loop SNOF."""
+    from certify.importers import load_model
+    from certify.loop.assemble import assemble
+    from certify.loop.spec import default_loop
+
+    info = load_model(ROOT / "models_zoo" / "boiler_lpgrnn_linear.onnx").info
+    return assemble(boiler_sensor(hidden, info), default_loop("boiler")).form
 
 
 def plain_cvxpy(sys, criterion: str, solver: str) -> tuple[float, bool]:

@@ -84,18 +84,14 @@ def test_boiler_with_scs_and_solver_options(net):
 
 
 def _small_sensor(info, hidden: int = 4):
-    """A small-weight LP-GRNN soft sensor with the bundled model's signals and a linear bypass: its own
-    dynamics are fast at any of the sampling periods below, so the loop is a sensible one at each."""
-    from certify.networks import LinearHead, LPGRNNLayer, Network
+    """A small-weight LP-GRNN soft sensor with the bundled model's signals and a linear bypass (the generator of
+    benchmarks/lmi_scaling.py): its own dynamics are fast at any of the sampling periods below."""
+    import sys
 
-    rng = np.random.default_rng(hidden)
-    n, nr = hidden, max(1, hidden // 2)
-    s = 0.3 / np.sqrt(n)
-    layer = LPGRNNLayer(rng.normal(size=(nr, 4)) * 0.3, rng.normal(size=(nr, n)) * s, rng.normal(size=nr) * 0.1,
-                        rng.normal(size=(n, 4)) * 0.3, rng.normal(size=(n, n)) * s, rng.normal(size=(n, nr)) * s,
-                        rng.normal(size=n) * 0.1, rng.uniform(0.3, 0.8, size=n))
-    head = LinearHead(W=rng.normal(size=(1, n)) * 0.05 / np.sqrt(n), b=[-0.1], D=[[1.05, 0.05, -0.05, 0.0]])
-    return Network((layer,), head=head, info=info)
+    sys.path.insert(0, str(ZOO.parent / "benchmarks"))
+    from lmi_scaling import boiler_sensor
+
+    return boiler_sensor(hidden, info)
 
 
 @pytest.mark.parametrize("Ts", [0.5, 1.0, 5.0, 10.0])
