@@ -77,3 +77,41 @@ def test_resume_refuses_missing_foreign_and_damaged_files(tmp_path):
     train(GRUNet(2, 5, n_out=1), u[:300], y[:300], u[300:], y[300:], TrainConfig(**base, checkpoint=other))
     with pytest.raises(InvalidInputError, match="another model"):
         _run(TrainConfig(**base, checkpoint=other), resume=True)
+
+
+def test_annealed_run_resumed_mid_anneal_equals_the_uninterrupted_one(tmp_path):
+    """The learning rate is a function of the epoch alone: stopping inside the cosine and resuming follows it."""
+    base = dict(epochs=8, seq_len=40, batches_per_epoch=2, device="cpu", progress=False, lr=3e-2,
+                require_certified=False, anneal_epochs=5, anneal_to=0.05)
+    ref_m, ref = _run(TrainConfig(**base))
+    _, const = _run(TrainConfig(**{**base, "anneal_epochs": 0}))
+    assert [r.loss for r in ref.history[:4]] == pytest.approx([r.loss for r in const.history[:4]], rel=1e-6)
+    assert ref.history[-1].loss != pytest.approx(const.history[-1].loss, rel=1e-6)   # the schedule acts
+    ck = str(tmp_path / "ck.pt")
+    calls = {"n": 0}
+
+    def stop_after_six() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 6
+
+    cfg = TrainConfig(**base, checkpoint=ck)
+    _run(cfg, stop=stop_after_six)
+    m2, res = _run(cfg, resume=True)
+    for a, b in zip(res.history, ref.history):
+        assert a.loss == pytest.approx(b.loss, rel=1e-6, abs=1e-9)
+    for (k, v), (_, w) in zip(m2.state_dict().items(), ref_m.state_dict().items()):
+        assert torch.allclose(v, w, rtol=1e-5, atol=1e-7), k
+
+
+def test_learning_rate_schedule_shape_and_config_checks():
+    from certify.train.trainer import learning_rate
+
+    cfg = TrainConfig(epochs=50, lr=2e-2, anneal_epochs=20, anneal_to=0.01)
+    lrs = [learning_rate(cfg, e) for e in range(50)]
+    assert lrs[:31] == [2e-2] * 31                       # constant until the anneal starts (epoch 30)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))     # never increases
+    assert lrs[-1] == pytest.approx(2e-4)                # ends at lr · anneal_to
+    assert [learning_rate(TrainConfig(epochs=5), e) for e in range(5)] == [1e-2] * 5
+    for bad in (dict(epochs=5, anneal_epochs=6), dict(anneal_to=0.0), dict(anneal_to=1.5), dict(anneal_epochs=-1)):
+        with pytest.raises(ValueError, match="anneal"):
+            TrainConfig(**bad)

@@ -28,7 +28,7 @@ from torch import nn
 
 from certify.train.metrics import fit
 
-__all__ = ["EpochRecord", "TrainConfig", "TrainResult", "pick_device", "simulate", "train"]
+__all__ = ["EpochRecord", "TrainConfig", "TrainResult", "learning_rate", "pick_device", "simulate", "train"]
 
 ResidualFn = Callable[[nn.Module], Sequence[torch.Tensor]]
 
@@ -69,17 +69,40 @@ class TrainConfig:
     log_every: int = 0  # without a bar: one line on stderr every N epochs (0: none)
     checkpoint: str | None = None  # a file: the whole training state is saved there (atomically) every …
     checkpoint_every: int = 25  # … this many epochs and at the end, and a run with resume=True continues it
+    anneal_epochs: int = 0  # the last this-many epochs (0: none) lower the learning rate on a cosine, from lr …
+    anneal_to: float = 0.01  # … to lr · anneal_to at the final epoch
 
     def __post_init__(self) -> None:
         for name, low in (("epochs", 1), ("batch_size", 1), ("seq_len", 1), ("batches_per_epoch", 1), ("washout", 0),
-                          ("checkpoint_every", 1)):
+                          ("checkpoint_every", 1), ("anneal_epochs", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
                 raise ValueError(f"TrainConfig.{name} must be an integer ≥ {low}, got {v!r}.")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a finite positive number, got {self.lr!r}.")
+        if self.anneal_epochs > self.epochs:
+            raise ValueError(f"TrainConfig.anneal_epochs ({self.anneal_epochs}) must not exceed epochs ({self.epochs}).")
+        if not (isinstance(self.anneal_to, (int, float)) and 0 < self.anneal_to <= 1):
+            raise ValueError(f"TrainConfig.anneal_to must be in (0, 1], got {self.anneal_to!r}.")
         if self.optimizer not in ("adam", "rmsprop"):
             raise ValueError(f"TrainConfig.optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}.")
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (0-based): ``cfg.lr``, then a cosine down to ``lr · anneal_to`` over the
+    last ``anneal_epochs`` epochs (a function of the epoch alone, so a resumed run follows the same schedule).
+
+    >>> cfg = TrainConfig(epochs=10, lr=1.0, anneal_epochs=4, anneal_to=0.01)
+    >>> [round(learning_rate(cfg, e), 3) for e in (5, 6, 7, 8, 9)]
+    [1.0, 1.0, 0.752, 0.258, 0.01]
+    """
+    start = cfg.epochs - cfg.anneal_epochs
+    if cfg.anneal_epochs == 0 or epoch < start:
+        return float(cfg.lr)
+    if cfg.anneal_epochs == 1:
+        return float(cfg.lr * cfg.anneal_to)
+    t = min(1.0, (epoch - start) / (cfg.anneal_epochs - 1))
+    return float(cfg.lr * (cfg.anneal_to + (1 - cfg.anneal_to) * 0.5 * (1 + math.cos(math.pi * t))))
 
 
 @dataclass(frozen=True)
@@ -254,6 +277,8 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
 
     for epoch in range(first, cfg.epochs):
         module.train()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, epoch)
         loss_sum = 0.0
         for _ in range(cfg.batches_per_epoch):
             starts = torch.as_tensor(_windows(rng, U.shape[0], L, cfg.batch_size), device=dev)
