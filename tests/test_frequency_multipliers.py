@@ -18,6 +18,7 @@ from certify.criteria.validate import validate_certificate
 from certify.sdp.types import LureSystem
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_scalar_margin_is_the_hand_derived_one():
@@ -75,7 +76,6 @@ def test_a_validated_proposal_is_consistent_with_the_sdp_and_the_vertex_conditio
 
 @pytest.fixture(scope="module")
 def loop64():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from lmi_scaling import random_loop
 
     return random_loop(64)
@@ -107,3 +107,22 @@ def test_an_explicit_solver_is_not_bypassed(loop64):
 
     res = check_lmi(loop64, name="loop.gas", solver="scs")
     assert res.quantities["criteria_tried"][0]["solver"] == "scs"
+
+
+def test_groups_are_split_when_the_level_groups_are_too_coarse():
+    """The boiler loop around 128 units: gates / hidden units / saturation as three groups leave the frequency
+    condition violated on the grid; splitting the groups by their supergradient certifies it."""
+    from lmi_scaling import random_loop
+
+    from certify.criteria.lmi import lure_system
+    from certify.criteria.reductions import Balancing
+    from certify.snof.transform import equilibrium
+
+    form = random_loop(128)
+    s0, _, _ = lure_system(form, equilibrium(form))
+    s = Balancing.of(s0).apply(s0)
+    assert int(channel_groups(s).max()) + 1 == 3
+    assert frequency_multipliers(s, max_splits=0).certificate is None
+    r = frequency_multipliers(s)
+    assert r.groups > 3 and r.certificate is not None
+    assert validate_certificate(s, r.certificate).ok

@@ -9,7 +9,8 @@ solution exactly when the frequency-domain condition
 holds (A Schur stable).  ``Φ`` is linear in ``T``, so ``λ_min Φ`` is concave in ``T``.  The search here keeps
 ``T`` constant on *channel groups* (the evaluation levels of ``D`` crossed with the slope bounds ``K``: in a
 loop around an LP-GRNN the gates, the hidden units and the actuator saturation), maximises the smallest
-eigenvalue over the worst frequencies of a grid in a few variables, then recomputes ``P`` for that ``T``
+eigenvalue over the worst frequencies of a grid in a few variables (Kelley's cutting planes; groups are split
+in two by their supergradient when that is not enough), then recomputes ``P`` for that ``T``
 from the stabilising solution of the Riccati equation (:func:`certify.sdp.riccati.riccati_P`).
 
 Nothing here is trusted: the grid can miss a frequency and the group structure can be too coarse.  The pair
@@ -138,7 +139,7 @@ def _kelley(values: Callable[[int, np.ndarray], tuple[float, np.ndarray]], L: in
     return best_t
 
 
-def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: int = 5,
+def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: int = 5, max_splits: int = 2,
                           timeout: float | None = None) -> FrequencySearch:
     """Propose a circle-criterion certificate: ``T`` constant on :func:`channel_groups` maximising the smallest
     eigenvalue of ``Φ(ω, T)`` over a frequency grid, ``P`` from the Riccati equation (module docstring).
@@ -155,7 +156,6 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
 
     t0 = time.perf_counter()
     g = channel_groups(sys)
-    L = int(g.max()) + 1 if g.size else 0
     grid = _grid(sys.A, grid_size)
     resp = [_response(sys, float(w)) for w in grid]
     count = {"eig": 0}
@@ -171,30 +171,53 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
 
     def out(cert: LMICertificate | None, reason: str, active: list[int], phi: float,
             solves: int) -> FrequencySearch:
-        return FrequencySearch(cert, L, tuple(float(grid[i]) for i in active), phi, count["eig"], solves,
-                               time.perf_counter() - t0, reason)
+        return FrequencySearch(cert, int(g.max()) + 1 if g.size else 0, tuple(float(grid[i]) for i in active), phi,
+                               count["eig"], solves, time.perf_counter() - t0, reason)
 
     def late() -> bool:
         return timeout is not None and time.perf_counter() - t0 > timeout
-
-    t = np.full(L, 1.0 / L)
 
     def sweep_at(t: np.ndarray) -> list[float]:
         count["eig"] += len(grid)
         return [_lam_min(H, T_of(t))[0] for H, _ in resp]
 
+    L = int(g.max()) + 1 if g.size else 0
+    t = np.full(L, 1.0 / L)
     sweep = sweep_at(t)
     active = sorted({0, int(np.argmin(sweep))})
     phi = min(sweep)
-    for _ in range(max_rounds):
-        if L > 1:
-            t = _kelley(values, L, active, t, iters=12 * L, rel_gap=0.05, late=late)
-        sweep = sweep_at(t)
-        worst = int(np.argmin(sweep))
-        phi = sweep[worst]
-        if worst in active or L <= 1 or late():
+    for split in range(max_splits + 1):
+        for _ in range(max_rounds):
+            if L > 1:
+                t = _kelley(values, L, active, t, iters=min(12 * L, 48), rel_gap=0.05, late=late)
+            sweep = sweep_at(t)
+            worst = int(np.argmin(sweep))
+            phi = sweep[worst]
+            if worst in active or L <= 1 or late():
+                break
+            active = sorted({*active, worst})
+        if phi > 0 or split == max_splits or late():
             break
-        active = sorted({*active, worst})
+        # too coarse: split every group in two by the sign of each channel's share of the supergradient at the
+        # worst frequencies (the channels whose weight should grow, and the others), same value to start with
+        share = np.zeros(sys.m)
+        for i in active:
+            if sweep[i] <= phi + 0.1 * abs(phi):
+                from scipy.linalg import eigh
+
+                X = T_of(t)[:, None] * resp[i][0]
+                _, V = eigh(X + X.conj().T, subset_by_index=[0, 0], check_finite=False)
+                v = V[:, 0]
+                share += 2.0 * np.real(np.conj(v) * (resp[i][0] @ v))
+                count["eig"] += 1
+        up = share > np.array([np.median(share[g == k]) for k in range(L)])[g]
+        _, g_new = np.unique(2 * g + up, return_inverse=True)
+        if g_new.max() + 1 == L:
+            break
+        t = np.array([t[g[np.flatnonzero(g_new == k)[0]]] for k in range(int(g_new.max()) + 1)])
+        g = g_new.astype(int)
+        L = int(g.max()) + 1
+        t = t / t.sum()
     if not phi > 0:
         return out(None, "no group multipliers make the frequency condition hold on the grid", active, phi, 0)
     T = T_of(t)
