@@ -48,7 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from certify.criteria.lmi import balance_lure, check_lmi, lure_system  # noqa: E402
+from certify.criteria.lmi import balance_lure, check_lmi, choose_lmi_solver, lure_system  # noqa: E402
 from certify.criteria.validate import LMICertificate, lmi_structure, validate_certificate  # noqa: E402
 from certify.networks import LinearHead, LPGRNNLayer, Network  # noqa: E402
 from certify.snof import from_network  # noqa: E402
@@ -145,7 +145,8 @@ def row(kind: str, h: int, form, crit: str, solver: str, plain_max: int, timeout
         sys0, _, _ = lure_system(form, equilibrium(form))
         sysb, _, _ = balance_lure(sys0)
         pcrit = r.criterion if crit == "auto" else crit
-        ps, pok = plain_cvxpy(sysb, pcrit, "scs" if r.solver == "scs" else "clarabel")
+        # the plain transcription gets the backend certify's own SDP would use (SCS at these orders)
+        ps, pok = plain_cvxpy(sysb, pcrit, choose_lmi_solver(sysb, pcrit).name)
         plain = f"{ps:.1f}s/{'ok' if pok else 'fail'}/{ps / cpu:.1f}x"
     rel = r.validation.get("relative_margin")
     return (f"{kind:>6} {h:>6} {form.n:>5} {form.m:>5} {str(r.criterion):>14} {str(r.solver):>8} {order:>6} "

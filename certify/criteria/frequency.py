@@ -158,7 +158,7 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
     g = channel_groups(sys)
     grid = _grid(sys.A, grid_size)
     resp = [_response(sys, float(w)) for w in grid]
-    count = {"eig": 0}
+    count = {"eig": 0, "cholesky": 0}
 
     def T_of(t: np.ndarray) -> np.ndarray:
         return np.asarray(t, dtype=np.float64)[g]
@@ -177,23 +177,46 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
     def late() -> bool:
         return timeout is not None and time.perf_counter() - t0 > timeout
 
-    def sweep_at(t: np.ndarray) -> list[float]:
-        count["eig"] += len(grid)
-        return [_lam_min(H, T_of(t))[0] for H, _ in resp]
+    def screen_below(t: np.ndarray, level: float, skip: list[int]) -> dict[int, float]:
+        """``λ_min`` at the grid frequencies (not in ``skip``) where it is below ``level``: a Cholesky
+        factorisation of ``Φ − level·I`` screens each frequency (several times cheaper than an eigenvalue)."""
+        from scipy.linalg import cholesky
+
+        T = T_of(t)
+        found = {}
+        for i, (H, _) in enumerate(resp):
+            if i in skip:
+                continue
+            X = T[:, None] * H
+            X = X + X.conj().T
+            X[np.diag_indices_from(X)] -= level
+            try:
+                cholesky(X, lower=True, check_finite=False)
+                count["cholesky"] += 1
+            except np.linalg.LinAlgError:
+                count["eig"] += 1
+                found[i] = _lam_min(H, T)[0]
+        return found
 
     L = int(g.max()) + 1 if g.size else 0
     t = np.full(L, 1.0 / L)
-    sweep = sweep_at(t)
-    active = sorted({0, int(np.argmin(sweep))})
-    phi = min(sweep)
+    phi = _lam_min(resp[0][0], T_of(t))[0]
+    count["eig"] += 1
+    below = screen_below(t, phi, [0])
+    active = [0] if not below else sorted({0, min(below, key=below.__getitem__)})
+    phi = min([phi, *below.values()])
     for split in range(max_splits + 1):
         for _ in range(max_rounds):
             if L > 1:
-                t = _kelley(values, L, active, t, iters=min(12 * L, 48), rel_gap=0.05, late=late)
-            sweep = sweep_at(t)
-            worst = int(np.argmin(sweep))
-            phi = sweep[worst]
-            if worst in active or L <= 1 or late():
+                t = _kelley(values, L, active, t, iters=min(12 * L, 48), rel_gap=0.15, late=late)
+            act = {i: values(i, t)[0] for i in active}
+            phi = min(act.values())
+            below = screen_below(t, phi, active)
+            if not below:
+                break
+            worst = min(below, key=below.__getitem__)
+            phi = below[worst]
+            if L <= 1 or late():
                 break
             active = sorted({*active, worst})
         if phi > 0 or split == max_splits or late():
@@ -202,7 +225,7 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
         # worst frequencies (the channels whose weight should grow, and the others), same value to start with
         share = np.zeros(sys.m)
         for i in active:
-            if sweep[i] <= phi + 0.1 * abs(phi):
+            if act.get(i, phi) <= phi + 0.1 * abs(phi):
                 from scipy.linalg import eigh
 
                 X = T_of(t)[:, None] * resp[i][0]
