@@ -2,14 +2,17 @@
 CVXPY transcription of the same LMI side by side.
 
 Run: ``python benchmarks/lmi_scaling.py [--sizes 64 128 256 512] [--loop-sizes 64 128 256]
-[--solvers auto] [--criteria circle lure_postnikov] [--loop-criteria auto] [--plain-max 64]``.
+[--solvers auto] [--criteria circle lure_postnikov] [--loop-criteria auto] [--loop-gain growing constant]
+[--plain-max 64]``.
 
 Two kinds of systems:
 
 * ``lpgrnn``: a random LP-GRNN (small recurrent weights, z ∈ (0.2, 0.8)) on its own;
 * ``loop``: the built-in boiler plant (docs/theory.md §6) with a saturated PI controller and a random LP-GRNN
   soft sensor of the given hidden size (a linear term from the measurement to the estimate, as in the bundled
-  model), assembled by :func:`certify.loop.assemble.assemble`: poles next to 1 from the plant and the PI.
+  model), assembled by :func:`certify.loop.assemble.assemble`: poles next to 1 from the plant and the PI;
+* ``loop-c`` (``--loop-gain constant``): the same loops with the sensor's input weights scaled by
+  √(64/hidden) above 64 units, so that the loop's margin does not shrink with the size.
 
 One row per (kind, hidden size, criterion, solver):
 
@@ -68,20 +71,26 @@ def random_lpgrnn(hidden: int, n_in: int = 2, seed: int = 0, scale: float = 0.3)
     return Network(layers=(layer,), head=LinearHead(W=g(1, n), b=np.zeros(1)))
 
 
-def boiler_sensor(hidden: int, info) -> Network:
+def boiler_sensor(hidden: int, info, constant_gain: bool = False) -> Network:
     """A random small-weight LP-GRNN soft sensor with the bundled boiler model's signals (``info``) and a linear
-    bypass, seeded by ``hidden`` (also used by tests/test_lmi_boiler.py)."""
+    bypass, seeded by ``hidden`` (also used by tests/test_lmi_boiler.py).
+
+    The input weights are N(0, 0.3²) whatever the size, so the gain from the measurements to the hidden state
+    grows like √hidden and the loop's circle-criterion margin shrinks with the size.  ``constant_gain`` scales
+    them by √(64/hidden) above 64 units (the same weights otherwise), which keeps that gain, and the margin,
+    about constant: a family that tests the solver's scaling rather than the loop's certifiability."""
     rng = np.random.default_rng(hidden)
     n, nr = hidden, max(1, hidden // 2)
     s = 0.3 / np.sqrt(n)
-    layer = LPGRNNLayer(rng.normal(size=(nr, 4)) * 0.3, rng.normal(size=(nr, n)) * s, rng.normal(size=nr) * 0.1,
-                        rng.normal(size=(n, 4)) * 0.3, rng.normal(size=(n, n)) * s, rng.normal(size=(n, nr)) * s,
+    g = 0.3 * (min(1.0, np.sqrt(64.0 / n)) if constant_gain else 1.0)
+    layer = LPGRNNLayer(rng.normal(size=(nr, 4)) * g, rng.normal(size=(nr, n)) * s, rng.normal(size=nr) * 0.1,
+                        rng.normal(size=(n, 4)) * g, rng.normal(size=(n, n)) * s, rng.normal(size=(n, nr)) * s,
                         rng.normal(size=n) * 0.1, rng.uniform(0.3, 0.8, size=n))
     head = LinearHead(W=rng.normal(size=(1, n)) * 0.05 / np.sqrt(n), b=[-0.1], D=[[1.05, 0.05, -0.05, 0.0]])
     return Network((layer,), head=head, info=info)
 
 
-def random_loop(hidden: int):
+def random_loop(hidden: int, constant_gain: bool = False):
     """The boiler loop (built-in plant, saturated PI) around :func:`boiler_sensor` of ``hidden`` states, scaled
     like the bundled model (as in ``benchmarks/loop_check.py``); returns the closed-loop SNOF."""
     from certify.importers import load_model
@@ -89,7 +98,7 @@ def random_loop(hidden: int):
     from certify.loop.spec import default_loop
 
     info = load_model(ROOT / "models_zoo" / "boiler_lpgrnn_linear.onnx").info
-    return assemble(boiler_sensor(hidden, info), default_loop("boiler")).form
+    return assemble(boiler_sensor(hidden, info, constant_gain), default_loop("boiler")).form
 
 
 def plain_cvxpy(sys, criterion: str, solver: str) -> tuple[float, bool]:
@@ -164,6 +173,10 @@ def main() -> None:
     ap.add_argument("--solvers", nargs="*", default=["auto"])
     ap.add_argument("--criteria", nargs="*", default=["circle", "lure_postnikov"], help="for the LP-GRNNs")
     ap.add_argument("--loop-criteria", nargs="*", default=["auto"], help="for the closed loops")
+    ap.add_argument("--loop-gain", nargs="*", choices=("growing", "constant"), default=["growing"],
+                    help="sensor families for the closed loops: 'growing' (input weights N(0, 0.3²): the loop's "
+                         "margin shrinks with the size; kind 'loop') and/or 'constant' (input weights scaled by "
+                         "√(64/hidden) above 64 units; kind 'loop-c')")
     ap.add_argument("--plain-max", type=int, default=64, help="largest hidden size for the plain CVXPY column")
     ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args()
@@ -171,11 +184,13 @@ def main() -> None:
     print(f"{'kind':>6} {'hidden':>6} {'n':>5} {'m':>5} {'criterion':>14} {'solver':>8} {'order':>6} {'build':>6} "
           f"{'setup':>6} {'solve':>7} {'valid.':>6} {'vertex':>6} {'total':>7} {'cpu':>7} {'iters':>6} {'eig30':>6} "
           f"{'ratio':>6} {'it/eig':>6} {'peakMB':>6} {'status':>10} {'relmargin':>9} {'plain s/ok/ratio':>18}", flush=True)
-    for h in args.loop_sizes:
-        form = random_loop(h)
-        for crit in args.loop_criteria:
-            for solver in args.solvers:
-                print(row("loop", h, form, crit, solver, args.plain_max, args.timeout), flush=True)
+    for gain in args.loop_gain:
+        for h in args.loop_sizes:
+            form = random_loop(h, constant_gain=gain == "constant")
+            for crit in args.loop_criteria:
+                for solver in args.solvers:
+                    print(row("loop" if gain == "growing" else "loop-c", h, form, crit, solver, args.plain_max,
+                              args.timeout), flush=True)
     for h in args.sizes:
         form = from_network(random_lpgrnn(h))
         for crit in args.criteria:
