@@ -180,7 +180,11 @@ def main() -> None:
     ap.add_argument("--plain-max", type=int, default=64, help="largest hidden size for the plain CVXPY column")
     ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args()
-    check_lmi(from_network(random_lpgrnn(4)), criterion="circle", solver="scs")   # warm-up: lazy imports
+    check_lmi(from_network(random_lpgrnn(4)), criterion="circle", solver="scs")   # warm-up: lazy imports …
+    from certify.criteria.frequency import frequency_multipliers
+    from certify.sdp.types import LureSystem
+
+    frequency_multipliers(LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0]))  # … of its first try
     print(f"{'kind':>6} {'hidden':>6} {'n':>5} {'m':>5} {'criterion':>14} {'solver':>8} {'order':>6} {'build':>6} "
           f"{'setup':>6} {'solve':>7} {'valid.':>6} {'vertex':>6} {'total':>7} {'cpu':>7} {'iters':>6} {'eig30':>6} "
           f"{'ratio':>6} {'it/eig':>6} {'peakMB':>6} {'status':>10} {'relmargin':>9} {'plain s/ok/ratio':>18}", flush=True)

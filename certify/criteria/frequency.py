@@ -140,11 +140,13 @@ def _kelley(values: Callable[[int, np.ndarray], tuple[float, np.ndarray]], L: in
 
 
 def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: int = 5, max_splits: int = 2,
-                          timeout: float | None = None) -> FrequencySearch:
+                          max_evaluations: int = 400, timeout: float | None = None) -> FrequencySearch:
     """Propose a circle-criterion certificate: ``T`` constant on :func:`channel_groups` maximising the smallest
     eigenvalue of ``Φ(ω, T)`` over a frequency grid, ``P`` from the Riccati equation (module docstring).
 
     The proposal is not validated here (:func:`certify.criteria.validate.validate_certificate` decides).
+    The search stops after ``max_evaluations`` smallest-eigenvalue problems of order ``m`` (or ``timeout``
+    seconds) and then proposes nothing unless the grid condition already holds.
 
     >>> s = LureSystem(A=[[0.5]], B=[[-1.0]], C=[[1.0]], D=[[0.0]], K=[1.0])
     >>> r = frequency_multipliers(s)
@@ -174,8 +176,8 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
         return FrequencySearch(cert, int(g.max()) + 1 if g.size else 0, tuple(float(grid[i]) for i in active), phi,
                                count["eig"], solves, time.perf_counter() - t0, reason)
 
-    def late() -> bool:
-        return timeout is not None and time.perf_counter() - t0 > timeout
+    def late() -> bool:   # the search is a shortcut: it stops at its evaluation budget or the deadline
+        return count["eig"] > max_evaluations or (timeout is not None and time.perf_counter() - t0 > timeout)
 
     def screen_below(t: np.ndarray, level: float, skip: list[int]) -> dict[int, float]:
         """``λ_min`` at the grid frequencies (not in ``skip``) where it is below ``level``: a Cholesky
