@@ -92,6 +92,9 @@ def test_loop_is_certified_by_group_multipliers_and_converges(loop64):
     assert tried[0]["solver"] == "frequency+riccati" and tried[0]["proved"] and len(tried) == 1
     assert res.solver == "frequency+riccati"
     assert res.validation["max_eig_M"] <= -res.validation["margin_required_M"]
+    from certify.verify import verify_certificate
+
+    assert verify_certificate(res.certificate).ok         # the exported certificate re-checks without a solver
     f = loop64
     rng = np.random.default_rng(1)
     scale = np.maximum(np.abs(np.asarray(res.quantities["equilibrium"]["x"])), 1.0)
