@@ -129,3 +129,12 @@ def test_groups_are_split_when_the_level_groups_are_too_coarse():
     r = frequency_multipliers(s)
     assert r.groups > 3 and r.certificate is not None
     assert validate_certificate(s, r.certificate).ok
+
+
+@pytest.mark.parametrize("a", [1.0, 1.2, -1.0])
+def test_no_proposal_when_the_linear_part_is_not_schur(a):
+    """A pole on or outside the unit circle: H is singular or the frequency condition is not sufficient; the
+    search proposes nothing (no exception) and the SDP decides."""
+    s = LureSystem(A=[[a]], B=[[-0.1]], C=[[1.0]], D=[[0.0]], K=[1.0])
+    r = frequency_multipliers(s)
+    assert r.certificate is None and r.reason == "A is not Schur stable"

@@ -73,11 +73,11 @@ def channel_groups(sys: LureSystem) -> np.ndarray:
     return np.array([keys.setdefault((int(level[i]), float(sys.K[i])), len(keys)) for i in range(m)], dtype=int)
 
 
-def _grid(A: np.ndarray, count: int) -> np.ndarray:
-    """0, π, ``count`` log-spaced frequencies in between and the angles of A's eigenvalues (resonances)."""
+def _grid(lam: np.ndarray, count: int) -> np.ndarray:
+    """0, π, ``count`` log-spaced frequencies in between and the angles of the eigenvalues ``lam`` of A
+    (resonances)."""
     w = [0.0, np.pi, *np.logspace(-3, 0, count, endpoint=False) * np.pi]
-    if A.size:
-        lam = np.linalg.eigvals(A)
+    if lam.size:
         lam = lam[(np.abs(lam) > 0.5) & (np.angle(lam) > 1e-3)]
         w += list(np.sort(np.angle(lam[np.argsort(-np.abs(lam))][:16])))
     return np.unique(np.round(np.asarray(w), 12))
@@ -158,9 +158,15 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
 
     t0 = time.perf_counter()
     g = channel_groups(sys)
-    grid = _grid(sys.A, grid_size)
-    resp = [_response(sys, float(w)) for w in grid]
     count = {"eig": 0, "cholesky": 0}
+    lam = np.linalg.eigvals(sys.A) if sys.n else np.zeros(0)
+    if not np.all(np.isfinite(lam)) or (lam.size and float(np.max(np.abs(lam))) >= 1.0 - 1e-9):
+        # the frequency condition is equivalent to the LMI only for a Schur-stable A (and H has a pole on the
+        # unit circle when A has an eigenvalue there): nothing to propose, the SDP decides
+        return FrequencySearch(None, int(g.max()) + 1 if g.size else 0, (), float("nan"), 0, 0,
+                               time.perf_counter() - t0, "A is not Schur stable")
+    grid = _grid(lam, grid_size)
+    resp = [_response(sys, float(w)) for w in grid]
 
     def T_of(t: np.ndarray) -> np.ndarray:
         return np.asarray(t, dtype=np.float64)[g]

@@ -591,10 +591,14 @@ def _solve_chain(sys: LureSystem, crit: str, *, solver: str | None, margin: floa
 
 def _frequency_attempt(sys: LureSystem, budget: float | None) -> LMIAttempt:
     """The circle criterion through :func:`certify.criteria.frequency.frequency_multipliers`, validated."""
-    from certify.criteria.frequency import frequency_multipliers
+    from certify.criteria.frequency import FrequencySearch, frequency_multipliers
 
     t = time.perf_counter()
-    search = frequency_multipliers(sys, timeout=None if budget is None else 0.5 * budget)
+    try:
+        search = frequency_multipliers(sys, timeout=None if budget is None else 0.5 * budget)
+    except (np.linalg.LinAlgError, ValueError, ArithmeticError) as exc:  # a shortcut: its failure leaves the SDP
+        search = FrequencySearch(None, 0, (), float("nan"), 0, 0, time.perf_counter() - t,
+                                 f"the search failed ({type(exc).__name__}: {str(exc)[:120]})")
     tv = time.perf_counter()
     val = None if search.certificate is None else validate_certificate(sys, search.certificate)
     ok = val is not None and val.ok
