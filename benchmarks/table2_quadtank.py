@@ -27,7 +27,7 @@ from certify.train.penalties import Penalty
 from certify.train.residuals import gated_residuals
 from certify.train.trainer import TrainConfig, simulate, train
 
-WASHOUT = 10   # test samples not scored (the zero initial state's transient), = TrainConfig.washout
+WASHOUT = TrainConfig().washout   # test samples not scored (the zero initial state's transient)
 
 SETTINGS = {
     "cpu": dict(T=2400, layers=3, hidden=7, epochs=60, batches=4, seq_len=100, anneal=0),

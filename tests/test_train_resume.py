@@ -77,6 +77,16 @@ def test_resume_refuses_missing_foreign_and_damaged_files(tmp_path):
     train(GRUNet(2, 5, n_out=1), u[:300], y[:300], u[300:], y[300:], TrainConfig(**base, checkpoint=other))
     with pytest.raises(InvalidInputError, match="another model"):
         _run(TrainConfig(**base, checkpoint=other), resume=True)
+    # a real checkpoint with a part missing or mangled (the format marker intact) is refused too
+    own = str(tmp_path / "own.pt")
+    _run(TrainConfig(**base, checkpoint=own))
+    ck = torch.load(own, weights_only=True)
+    for _what, broken in (("missing history", {k: v for k, v in ck.items() if k != "history"}),
+                         ("bad history row", {**ck, "history": [[0, 1.0]]}),
+                         ("bad generator state", {**ck, "numpy_rng": {"state": 1}})):
+        torch.save(broken, tmp_path / "broken.pt")
+        with pytest.raises(InvalidInputError, match="incomplete"):
+            _run(TrainConfig(**base, checkpoint=str(tmp_path / "broken.pt")), resume=True)
 
 
 def test_annealed_run_resumed_mid_anneal_equals_the_uninterrupted_one(tmp_path):

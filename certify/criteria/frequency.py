@@ -36,8 +36,9 @@ __all__ = ["FrequencySearch", "channel_groups", "frequency_multipliers"]
 @dataclass(frozen=True)
 class FrequencySearch:
     """Outcome of :func:`frequency_multipliers`: the proposal (``certificate``, None when none was found),
-    the number of channel groups, the frequencies kept active, the grid minimum of ``λ_min Φ`` for the
-    normalised ``T`` (``max T = 1``), the eigenvalue evaluations and the seconds spent, and why it stopped."""
+    the number of channel groups, the frequencies kept active, the grid minimum of ``λ_min Φ`` for the group
+    values ``t`` normalised to ``Σ t = 1``, the eigenvalue evaluations and the seconds spent, and why it
+    stopped."""
 
     certificate: LMICertificate | None
     groups: int
@@ -90,18 +91,24 @@ def _response(sys: LureSystem, w: float) -> tuple[np.ndarray, float]:
     z = np.exp(1j * w)
     if abs(z.imag) < 1e-15:
         z = z.real
-    X = solve(z * np.eye(sys.n) - sys.A, sys.B) if sys.n else np.zeros((0, sys.m))
+    X = solve(z * np.eye(sys.n) - sys.A, sys.B)
     H = np.eye(sys.m) - sys.K[:, None] * (sys.C @ X + sys.D)
     return H, float(np.sum(np.abs(X) ** 2))
 
 
+def _phi(H: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``Φ = He(T H) = T H + H^* T`` for the diagonal ``T`` given as a vector."""
+    X = T[:, None] * H
+    return X + X.conj().T
+
+
 def _lam_min(H: np.ndarray, T: np.ndarray, groups: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
     """``λ_min He(T H)`` and, with ``groups``, its supergradient in the group values ``t`` (``T = t[groups]``):
-    ``∂λ/∂t_l = v^* He(E_l H) v = 2 Re Σ_{i ∈ l} conj(v_i) (H v)_i`` for the unit eigenvector ``v``."""
+    ``∂λ/∂t_l = v^* He(E_l H) v = 2 Re Σ_{i ∈ l} conj(v_i) (H v)_i`` for the unit eigenvector ``v``
+    (``groups = arange(m)``: the share of each channel)."""
     from scipy.linalg import eigh
 
-    X = T[:, None] * H
-    X = X + X.conj().T
+    X = _phi(H, T)
     if groups is None:
         return float(eigh(X, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0]), None
     lam, V = eigh(X, subset_by_index=[0, 0], check_finite=False)
@@ -156,10 +163,16 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
     from certify.criteria.validate import assemble_M, lmi_structure
     from certify.sdp.riccati import riccati_P
 
+    if max_rounds < 1 or max_splits < 0 or max_evaluations < 1 or grid_size < 0:
+        raise ValueError("frequency_multipliers: max_rounds and max_evaluations must be ≥ 1, max_splits and "
+                         "grid_size ≥ 0.")
     t0 = time.perf_counter()
     g = channel_groups(sys)
     count = {"eig": 0, "cholesky": 0}
-    lam = np.linalg.eigvals(sys.A) if sys.n else np.zeros(0)
+    if sys.n == 0 or sys.m == 0:   # a static map or no nonlinearity: nothing for a frequency search to do
+        return FrequencySearch(None, int(g.max()) + 1 if g.size else 0, (), float("nan"), 0, 0,
+                               time.perf_counter() - t0, "no states or no channels")
+    lam = np.linalg.eigvals(sys.A)
     if not np.all(np.isfinite(lam)) or (lam.size and float(np.max(np.abs(lam))) >= 1.0 - 1e-9):
         # the frequency condition is equivalent to the LMI only for a Schur-stable A (and H has a pole on the
         # unit circle when A has an eigenvalue there): nothing to propose, the SDP decides
@@ -195,8 +208,7 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
         for i, (H, _) in enumerate(resp):
             if i in skip:
                 continue
-            X = T[:, None] * H
-            X = X + X.conj().T
+            X = _phi(H, T)
             X[np.diag_indices_from(X)] -= level
             try:
                 cholesky(X, lower=True, check_finite=False)
@@ -234,12 +246,9 @@ def frequency_multipliers(sys: LureSystem, *, grid_size: int = 24, max_rounds: i
         share = np.zeros(sys.m)
         for i in active:
             if act.get(i, phi) <= phi + 0.1 * abs(phi):
-                from scipy.linalg import eigh
-
-                X = T_of(t)[:, None] * resp[i][0]
-                _, V = eigh(X + X.conj().T, subset_by_index=[0, 0], check_finite=False)
-                v = V[:, 0]
-                share += 2.0 * np.real(np.conj(v) * (resp[i][0] @ v))
+                _, per_channel = _lam_min(resp[i][0], T_of(t), np.arange(sys.m))
+                assert per_channel is not None
+                share += per_channel
                 count["eig"] += 1
         up = share > np.array([np.median(share[g == k]) for k in range(L)])[g]
         _, g_new = np.unique(2 * g + up, return_inverse=True)

@@ -787,7 +787,7 @@ def _run_into_loop(args: argparse.Namespace) -> int:
                 s2.lr = 1e-2 if getattr(args, "loop_lr", None) is None else args.loop_lr   # --lr: distillation
                 s2.distilled_student = True
                 log(f"stage 2/2: retrain the student for the loop ({where}; the same as certify retrain "
-                    f"{first['onnx']} --data {args.data} -o {out} {where})")
+                    f"{first['onnx']} --data {args.data} -o {out} {where} --lr {s2.lr:g})")
                 with contextlib.redirect_stdout(sys.stderr):
                     rc2 = _run(s2)
             interrupted = rc2 == EXIT_INTERRUPTED or stop()

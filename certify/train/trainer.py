@@ -250,17 +250,17 @@ def _train(module, u, y, u_val, y_val, cfg: TrainConfig, dev: torch.device, resi
         try:
             module.load_state_dict(ck["module"])
             opt.load_state_dict(ck["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
+            rng.bit_generator.state = ck["numpy_rng"]
+            torch.set_rng_state(ck["torch_rng"])
+            history = [EpochRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                                   None if r[4] is None else float(r[4])) for r in ck["history"]]
+            best_state, best_epoch, best_mse, best_res, stall = (ck["best_state"], ck["best_epoch"], ck["best_mse"],
+                                                                 ck["best_res"], int(ck["stall"]))
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
             from certify.errors import InvalidInputError
 
-            raise InvalidInputError(f"resume: {cfg.checkpoint} was written for another model or optimiser "
-                                    f"({str(exc).splitlines()[0][:160]}).") from None
-        rng.bit_generator.state = ck["numpy_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        history = [EpochRecord(int(r[0]), float(r[1]), float(r[2]), float(r[3]), None if r[4] is None else float(r[4]))
-                   for r in ck["history"]]
-        best_state, best_epoch, best_mse, best_res, stall = (ck["best_state"], ck["best_epoch"], ck["best_mse"],
-                                                             ck["best_res"], ck["stall"])
+            raise InvalidInputError(f"resume: {cfg.checkpoint} was written for another model or optimiser, or is "
+                                    f"incomplete ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}).") from None
         first = len(history)
         if bar is not None:
             bar.update(first)
